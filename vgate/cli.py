@@ -1,0 +1,173 @@
+"""The ``vgate`` command line. Each command parses its options and calls one function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vgate import __version__
+from vgate.errors import EXIT_ERROR, VgateError
+
+app = typer.Typer(
+    name="vgate",
+    help="Keep unsafe text-to-video content out of content pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+policy_app = typer.Typer(help="Validate, show and list policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Keep unsafe text-to-video content out of content pipelines."""
+
+
+@app.command()
+def scan(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Prompt files (.txt, .csv, .jsonl), directories (searched recursively) or - "
+            "for stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    text: Annotated[
+        list[str] | None,
+        typer.Option("--text", "-t", help="Scan this prompt (repeatable).", show_default=False),
+    ] = None,
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Shipped policy name or path to a YAML policy.")
+    ] = "default",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector", "-d", help="rules, model, all, or a comma list (default: the policy's)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Prompt model: builtin:<name> or a model directory (default: policy's)."),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="Report format: table, json, jsonl or sarif.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here (default stdout).")
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(help="Exit 1 on findings at or above: block, warn, or never."),
+    ] = "block",
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="A previous JSON/JSONL/SARIF report: report only new findings."),
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option(help="csv column to read (default: prompt, text or caption).")
+    ] = None,
+    field: Annotated[
+        str | None, typer.Option(help="jsonl field to read (default: prompt, text or caption).")
+    ] = None,
+    input_format: Annotated[
+        str, typer.Option(help="Reader: auto (by extension; stdin is txt), txt, csv or jsonl.")
+    ] = "auto",
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Table: list every prompt, not only flagged ones.")
+    ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar on stderr (default: on for large inputs when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")
+    ] = False,
+) -> None:
+    """Scan prompts and report unsafe ones. Exit 0: nothing at or above --fail-on; 1: findings;
+    2: usage or input error (other inputs are still scanned and reported)."""
+    from vgate.commands.scan import ScanOptions, scan_command
+
+    options = ScanOptions(
+        paths=paths or [],
+        texts=text or [],
+        policy=policy,
+        detectors=detector,
+        model=model,
+        output_format=output_format,
+        output=output,
+        fail_on=fail_on,
+        baseline=baseline,
+        column=column,
+        field=field,
+        input_format=input_format,
+        show_all=show_all,
+        progress=progress,
+        quiet=quiet,
+    )
+    raise typer.Exit(scan_command(options))
+
+
+@policy_app.command("check")
+def policy_check(
+    files: Annotated[list[str], typer.Argument(help="Policy names or YAML files to validate.")],
+) -> None:
+    """Validate policies; exit 2 with the file, key path and problem on the first error."""
+    from vgate.commands.policy import check_policies
+
+    raise typer.Exit(check_policies(files))
+
+
+@policy_app.command("show")
+def policy_show(
+    name: Annotated[str, typer.Argument(help="Policy name or YAML file.")] = "default",
+) -> None:
+    """Print a policy as resolved (after 'extends' and defaults) in YAML."""
+    from vgate.commands.policy import show_policy
+
+    show_policy(name)
+
+
+@policy_app.command("list")
+def policy_list() -> None:
+    """List the shipped policies."""
+    from vgate.commands.policy import list_policies
+
+    list_policies()
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit 2, never a traceback."""
+    try:
+        app()
+    except VgateError as exc:
+        typer.echo(f"vgate: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("vgate: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

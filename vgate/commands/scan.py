@@ -1,0 +1,133 @@
+"""``vgate scan``: wire inputs, gate, reporter and exit code together."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import chain
+from pathlib import Path
+from typing import TextIO
+
+from vgate.errors import VgateError
+from vgate.findings import InputIssue, ScanMeta, ScanSummary
+from vgate.gate import Gate
+from vgate.inputs import FORMATS as INPUT_FORMATS
+from vgate.inputs import count_lines, iter_inputs, text_records
+from vgate.reports import FORMATS, make_reporter
+from vgate.scan import FAIL_ON, exit_code, run_scan
+
+PROGRESS_MIN_LINES = 5_000
+
+
+@dataclass
+class ScanOptions:
+    """The options of ``vgate scan`` as parsed by the CLI."""
+
+    paths: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    policy: str = "default"
+    detectors: str | None = None
+    model: str | None = None
+    output_format: str = "table"
+    output: Path | None = None
+    fail_on: str = "block"
+    baseline: Path | None = None
+    column: str | None = None
+    field: str | None = None
+    input_format: str = "auto"
+    show_all: bool = False
+    progress: bool | None = None
+    quiet: bool = False
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise VgateError(f"{option} must be one of {', '.join(choices)}, got '{value}'")
+
+
+def _validate(o: ScanOptions) -> None:
+    _check_choice("--format", o.output_format, FORMATS)
+    _check_choice("--fail-on", o.fail_on, FAIL_ON)
+    _check_choice("--input-format", o.input_format, INPUT_FORMATS)
+    if not o.paths and not o.texts:
+        raise VgateError("nothing to scan: give prompt files, directories, - for stdin, or --text")
+
+
+@contextlib.contextmanager
+def _open_output(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = path.open("w", encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise VgateError(f"{path}: cannot write report ({exc.strerror or exc})") from None
+    with stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr, or None when it should stay quiet."""
+    show = o.progress if o.progress is not None else sys.stderr.isatty()
+    total = count_lines(o.paths) if show else None
+    if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
+        show = False
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scanning prompts", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _print_issue(issue: InputIssue) -> None:
+    print(f"vgate: error: {issue}", file=sys.stderr)
+
+
+def summary_line(summary: ScanSummary) -> str:
+    """One line for stderr: counts and time."""
+    return (
+        f"vgate: scanned {summary.scanned:,} prompts: {summary.blocked:,} blocked, "
+        f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
+        f"{len(summary.errors):,} input errors in {summary.seconds:.2f} s"
+    )
+
+
+def scan_command(o: ScanOptions) -> int:
+    """Run a scan as the CLI does and return the exit code."""
+    _validate(o)
+    gate = Gate(o.policy, detectors=o.detectors, model=o.model)
+    known = None
+    if o.baseline is not None:
+        from vgate.baseline import load_baseline
+
+        known = load_baseline(o.baseline)
+    gate.warm_up()
+    meta = ScanMeta(
+        policy=o.policy,
+        detectors=list(gate.detector_names),
+        command_line=["vgate", *sys.argv[1:]],
+        start_time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        fail_on=o.fail_on,
+        working_directory=str(Path.cwd()),
+    )
+    items = chain(
+        text_records(o.texts),
+        iter_inputs(o.paths, input_format=o.input_format, column=o.column, field=o.field),
+    )
+    with _open_output(o.output) as stream, _progress(o) as on_progress:
+        reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
+        reporter.start(meta)
+        summary = run_scan(
+            items, gate, reporter, baseline=known, on_issue=_print_issue, on_progress=on_progress
+        )
+    if not o.quiet and (o.output is not None or o.output_format != "table"):
+        print(summary_line(summary), file=sys.stderr)
+    return exit_code(summary, o.fail_on)

@@ -1,0 +1,131 @@
+"""The records a scan reads and the verdicts it produces; shared by scan, policy and reports."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vgate.categories import CATEGORY_IDS
+
+BLOCK = "block"
+WARN = "warn"
+ALLOW = "allow"
+ACTIONS = (BLOCK, WARN, ALLOW)
+ACTION_RANK = {ALLOW: 0, WARN: 1, BLOCK: 2}
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, lower-case, non-word runs to one space: the form fingerprints are computed from."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def fingerprint(text: str) -> str:
+    """Stable hash of the normalized prompt, so baselines survive line moves and re-spacing."""
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass
+class Record:
+    """One prompt to scan and where it came from (``line`` is 1-based, 0 when not applicable)."""
+
+    text: str
+    source: str
+    line: int = 0
+    truncated: bool = False
+    suppressed: bool = False
+    """The input carries an inline ``# vgate: allow`` comment."""
+
+
+@dataclass
+class InputIssue:
+    """A file or line that could not be read; reported, and the scan goes on."""
+
+    source: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class CategoryHit:
+    """A category whose score reached the policy threshold."""
+
+    category: str
+    score: float
+    threshold: float
+    action: str
+
+
+@dataclass
+class Verdict:
+    """The decision on one record."""
+
+    record: Record
+    scores: np.ndarray
+    """Combined float32 scores [5] in ``CATEGORY_IDS`` order."""
+    detector_scores: dict[str, np.ndarray]
+    decision: str
+    hits: list[CategoryHit] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    suppressed_by: str | None = None
+    """``inline``, ``allow-list`` or ``baseline`` when a hit was waived; decision is then allow."""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.record.text)
+
+    @property
+    def flagged(self) -> bool:
+        return self.decision != ALLOW
+
+    def score_map(self) -> dict[str, float]:
+        return {c: round(float(s), 4) for c, s in zip(CATEGORY_IDS, self.scores, strict=True)}
+
+
+@dataclass
+class ScanSummary:
+    """Counts for the summary line, the JSON report and the exit code."""
+
+    scanned: int = 0
+    blocked: int = 0
+    warned: int = 0
+    suppressed: int = 0
+    per_category: Counter = field(default_factory=Counter)
+    errors: list[InputIssue] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, verdict: Verdict) -> None:
+        self.scanned += 1
+        if verdict.suppressed_by:
+            self.suppressed += 1
+        if verdict.decision == BLOCK:
+            self.blocked += 1
+        elif verdict.decision == WARN:
+            self.warned += 1
+        for hit in verdict.hits if verdict.flagged else ():
+            self.per_category[hit.category] += 1
+
+
+@dataclass
+class ScanMeta:
+    """What reports say about the run itself."""
+
+    policy: str
+    """Policy name (``default``) or path."""
+    detectors: list[str]
+    command_line: list[str]
+    start_time_utc: str
+    """ISO 8601, e.g. ``2026-11-25T16:24:13Z``."""
+    fail_on: str = BLOCK
+    working_directory: str = "."

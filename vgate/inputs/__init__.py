@@ -1,0 +1,117 @@
+"""Turn the paths on the command line into a stream of prompt records and input issues."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from vgate.findings import InputIssue
+from vgate.inputs.prompts import ReadItem, make_record, open_text, read_csv, read_jsonl, read_txt
+
+FORMATS = ("auto", "txt", "csv", "jsonl")
+PROMPT_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+STDIN = "-"
+
+
+def format_for(path: Path, requested: str) -> str:
+    """The reader for a file: the requested one, else by extension (unknown -> txt)."""
+    if requested != "auto":
+        return requested
+    return PROMPT_EXTENSIONS.get(path.suffix.lower(), "txt")
+
+
+def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | InputIssue]:
+    """Yield ``(display name, path)`` per file to read (``path`` None for stdin).
+
+    Directories are walked recursively in sorted order for prompt files; hidden entries skipped.
+    """
+    for arg in paths:
+        if arg == STDIN:
+            yield STDIN, None
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in PROMPT_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                exts = ", ".join(PROMPT_EXTENSIONS)
+                yield InputIssue(arg, f"directory has no prompt files ({exts})")
+            for p in found:
+                yield str(p), p
+        elif path.exists():
+            yield arg, path
+        else:
+            yield InputIssue(arg, "no such file or directory")
+
+
+def read_stream(
+    raw: BinaryIO, source: str, fmt: str, column: str | None, field: str | None
+) -> Iterator[ReadItem]:
+    """Read one byte stream with the reader for ``fmt``."""
+    stream = open_text(raw, source)
+    if isinstance(stream, InputIssue):
+        yield stream
+        return
+    if fmt == "csv":
+        yield from read_csv(stream, source, column)
+    elif fmt == "jsonl":
+        yield from read_jsonl(stream, source, field)
+    else:
+        yield from read_txt(stream, source)
+
+
+def iter_inputs(
+    paths: Sequence[str],
+    *,
+    input_format: str = "auto",
+    column: str | None = None,
+    field: str | None = None,
+) -> Iterator[ReadItem]:
+    """All records from all paths, in order; unreadable files and lines become issues."""
+    for item in expand_paths(paths):
+        if isinstance(item, InputIssue):
+            yield item
+            continue
+        name, path = item
+        if path is None:
+            fmt = "txt" if input_format == "auto" else input_format
+            yield from read_stream(sys.stdin.buffer, "<stdin>", fmt, column, field)
+            continue
+        try:
+            raw = path.open("rb")
+        except OSError as exc:
+            yield InputIssue(name, f"cannot open ({exc.strerror or exc})")
+            continue
+        with raw:
+            yield from read_stream(raw, name, format_for(path, input_format), column, field)
+
+
+def text_records(texts: Sequence[str]) -> Iterator[ReadItem]:
+    """Records for prompts given with ``--text``."""
+    for i, text in enumerate(texts, start=1):
+        yield make_record(text, "<text>", i if len(texts) > 1 else 0)
+
+
+def count_lines(paths: Sequence[str]) -> int | None:
+    """Physical lines in the files to read: the progress bar's total (None with stdin)."""
+    total = 0
+    for item in expand_paths(paths):
+        if isinstance(item, InputIssue):
+            continue
+        if item[1] is None:
+            return None
+        try:
+            with item[1].open("rb") as raw:
+                total += sum(
+                    chunk.count(b"\n") for chunk in iter(lambda r=raw: r.read(1 << 20), b"")
+                )
+        except OSError:
+            pass
+    return total

@@ -1,0 +1,318 @@
+"""Policies: loading, validation with clear errors, and the decision on each prompt.
+
+A policy is YAML. Every key is validated; a problem names the file, the key path and what was
+expected. ``extends: NAME|PATH`` starts from another policy and overrides it key by key (lists are
+replaced, not merged). See the README for the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from vgate.categories import CATEGORY_IDS
+from vgate.errors import PolicyError
+from vgate.findings import ACTION_RANK, ACTIONS, ALLOW, CategoryHit, Record, Verdict, normalize_text
+from vgate.resources import shipped_dir
+
+DETECTOR_NAMES = ("rules", "model")
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_ACTION = "block"
+_MAX_EXTENDS_DEPTH = 8
+
+_TOP_KEYS = {
+    "version": "the schema version, 1",
+    "description": "free text",
+    "extends": "a policy name or path to start from",
+    "detectors": f"a list drawn from {', '.join(DETECTOR_NAMES)}",
+    "model": "a model reference: builtin:<name> or a path",
+    "categories": "a mapping of category settings",
+    "allow": "allow-list settings",
+}
+_CATEGORY_KEYS = {
+    "threshold": "a number from 0 to 1",
+    "action": f"one of {', '.join(ACTIONS)}",
+    "terms": "a list of words or phrases (a trailing * matches any word ending)",
+    "patterns": "a list of regular expressions",
+}
+_ALLOW_KEYS = {
+    "phrases": "a list of phrases ignored by the rules (e.g. 'blood orange')",
+    "prompts": "a list of prompts that are never flagged",
+}
+
+
+@dataclass(frozen=True)
+class CategoryPolicy:
+    """Threshold, action and rules of one category."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    action: str = DEFAULT_ACTION
+    terms: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated, resolved policy."""
+
+    name: str
+    detectors: tuple[str, ...]
+    model: str
+    categories: Mapping[str, CategoryPolicy]
+    allow_phrases: tuple[str, ...] = ()
+    allow_prompts: frozenset[str] = frozenset()
+    description: str = ""
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Per-category thresholds, ``[5]`` in ``CATEGORY_IDS`` order."""
+        return np.array([self.categories[c].threshold for c in CATEGORY_IDS], dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved policy as plain data (``vgate policy show``)."""
+        return {
+            "version": 1,
+            "description": self.description,
+            "detectors": list(self.detectors),
+            "model": self.model,
+            "categories": {
+                cid: {
+                    "threshold": cp.threshold,
+                    "action": cp.action,
+                    "terms": list(cp.terms),
+                    "patterns": list(cp.patterns),
+                }
+                for cid, cp in self.categories.items()
+            },
+            "allow": {"phrases": list(self.allow_phrases), "prompts": sorted(self.allow_prompts)},
+        }
+
+    def decide(
+        self,
+        record: Record,
+        scores: np.ndarray,
+        detector_scores: dict[str, np.ndarray],
+        evidence: Mapping[str, list[str]] | None = None,
+    ) -> Verdict:
+        """Turn the combined scores of one record into a verdict."""
+        hits: list[CategoryHit] = []
+        reasons: list[str] = []
+        for i, cid in enumerate(CATEGORY_IDS):
+            cp = self.categories[cid]
+            score = float(scores[i])
+            if cp.action == ALLOW or score < cp.threshold:
+                continue
+            hits.append(CategoryHit(cid, score, cp.threshold, cp.action))
+            parts = [f"{name} {float(s[i]):.2f}" for name, s in detector_scores.items()]
+            matched = (evidence or {}).get(cid)
+            if matched:
+                parts.append("matched " + ", ".join(repr(m) for m in matched[:5]))
+            reasons.append(f"{cid} {score:.2f} >= {cp.threshold:.2f} ({'; '.join(parts)})")
+        decision = max((h.action for h in hits), key=ACTION_RANK.__getitem__, default=ALLOW)
+        suppressed_by = None
+        if hits and record.suppressed:
+            suppressed_by = "inline"
+        elif hits and normalize_text(record.text) in self.allow_prompts:
+            suppressed_by = "allow-list"
+        if suppressed_by:
+            reasons.append(f"waived by {suppressed_by}")
+            decision = ALLOW
+        return Verdict(
+            record=record,
+            scores=scores,
+            detector_scores=detector_scores,
+            decision=decision,
+            hits=hits,
+            reasons=reasons,
+            suppressed_by=suppressed_by,
+        )
+
+
+def shipped_policies() -> list[str]:
+    """Names of the policies shipped with vgate."""
+    return sorted(p.stem for p in shipped_dir("policies").glob("*.yaml"))
+
+
+def load_policy(ref: str | Path) -> Policy:
+    """Load and validate a policy by shipped name (``default``) or by path."""
+    data, name = _load_resolved(str(ref), depth=0)
+    return _build(data, name)
+
+
+def _resolve_path(ref: str) -> tuple[Path, str]:
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in ref:
+        return path, str(path)
+    shipped = shipped_dir("policies") / f"{ref}.yaml"
+    if not shipped.is_file():
+        raise PolicyError(
+            f"unknown policy '{ref}': not a file, and not a shipped policy "
+            f"({', '.join(shipped_policies())})"
+        )
+    return shipped, ref
+
+
+def _load_resolved(ref: str, depth: int) -> tuple[dict[str, Any], str]:
+    """Read a policy file and merge it over the policy it extends."""
+    if depth > _MAX_EXTENDS_DEPTH:
+        raise PolicyError(
+            f"{ref}: 'extends' goes deeper than {_MAX_EXTENDS_DEPTH} levels (a cycle?)"
+        )
+    path, name = _resolve_path(ref)
+    data = _read_yaml(path, name)
+    _validate(data, name)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, name
+    if not Path(parent).is_absolute() and ("/" in parent or parent.endswith((".yaml", ".yml"))):
+        parent = str(path.parent / parent)
+    base, _ = _load_resolved(parent, depth + 1)
+    return _merge(base, data), name
+
+
+def _read_yaml(path: Path, name: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{name}: policy file not found") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{name}: is a directory, expected a policy YAML file") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{name}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise PolicyError(f"{name}: cannot read policy file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise PolicyError(f"{name}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise PolicyError(f"{name}: policy file is empty")
+    if not isinstance(data, dict):
+        raise PolicyError(f"{name}: expected a mapping at the top level, got {_kind(data)}")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names.update({list: "a list", dict: "a mapping"})
+    return names.get(type(value), type(value).__name__)
+
+
+def _fail(name: str, key: str, message: str) -> PolicyError:
+    return PolicyError(f"{name}: {key}: {message}")
+
+
+def _check_keys(name: str, prefix: str, data: dict[str, Any], allowed: dict[str, str]) -> None:
+    for key in data:
+        if key not in allowed:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            raise _fail(name, path, f"unknown key; expected one of {', '.join(allowed)}")
+
+
+def _check_str_list(name: str, key: str, value: object) -> None:
+    if not isinstance(value, list):
+        raise _fail(name, key, f"expected a list of strings, got {_kind(value)}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise _fail(name, f"{key}[{i}]", f"expected a non-empty string, got {_kind(item)}")
+
+
+def _validate(data: dict[str, Any], name: str) -> None:
+    """Check every key and value of one policy file (before merging)."""
+    _check_keys(name, "", data, _TOP_KEYS)
+    if "version" in data and data["version"] != 1:
+        raise _fail(name, "version", f"expected 1, got {data['version']!r}")
+    for key in ("description", "extends", "model"):
+        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
+            raise _fail(name, key, f"expected a non-empty string, got {_kind(data[key])}")
+    if "detectors" in data:
+        detectors = data["detectors"]
+        _check_str_list(name, "detectors", detectors)
+        for i, det in enumerate(detectors):
+            if det not in DETECTOR_NAMES:
+                expected = ", ".join(DETECTOR_NAMES)
+                raise _fail(
+                    name, f"detectors[{i}]", f"unknown detector {det!r}; expected {expected}"
+                )
+        if not detectors:
+            raise _fail(name, "detectors", "expected at least one detector")
+    categories = data.get("categories", {})
+    if not isinstance(categories, dict):
+        raise _fail(name, "categories", f"expected a mapping, got {_kind(categories)}")
+    _check_keys(name, "categories", categories, dict.fromkeys(CATEGORY_IDS, ""))
+    for cid, settings in categories.items():
+        _validate_category(name, f"categories.{cid}", settings)
+    allow = data.get("allow", {})
+    if not isinstance(allow, dict):
+        raise _fail(name, "allow", f"expected a mapping, got {_kind(allow)}")
+    _check_keys(name, "allow", allow, _ALLOW_KEYS)
+    for key in allow:
+        _check_str_list(name, f"allow.{key}", allow[key])
+
+
+def _validate_category(name: str, prefix: str, settings: object) -> None:
+    if not isinstance(settings, dict):
+        raise _fail(name, prefix, f"expected a mapping, got {_kind(settings)}")
+    _check_keys(name, prefix, settings, _CATEGORY_KEYS)
+    if "threshold" in settings:
+        value = settings["threshold"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise _fail(
+                name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {value!r}"
+            )
+    if "action" in settings and settings["action"] not in ACTIONS:
+        got = settings["action"]
+        raise _fail(name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {got!r}")
+    for key in ("terms", "patterns"):
+        if key in settings:
+            _check_str_list(name, f"{prefix}.{key}", settings[key])
+    for i, pattern in enumerate(settings.get("patterns", [])):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise _fail(
+                name, f"{prefix}.patterns[{i}]", f"invalid regular expression: {exc}"
+            ) from None
+
+
+def _build(data: dict[str, Any], name: str) -> Policy:
+    categories = {}
+    for cid in CATEGORY_IDS:
+        settings = data.get("categories", {}).get(cid, {})
+        categories[cid] = CategoryPolicy(
+            threshold=float(settings.get("threshold", DEFAULT_THRESHOLD)),
+            action=settings.get("action", DEFAULT_ACTION),
+            terms=tuple(settings.get("terms", ())),
+            patterns=tuple(settings.get("patterns", ())),
+        )
+    allow = data.get("allow", {})
+    return Policy(
+        name=name,
+        detectors=tuple(data.get("detectors", DETECTOR_NAMES)),
+        model=data.get("model", "builtin:prompt-minilm"),
+        categories=categories,
+        allow_phrases=tuple(allow.get("phrases", ())),
+        allow_prompts=frozenset(normalize_text(p) for p in allow.get("prompts", ())),
+        description=data.get("description", ""),
+    )

@@ -1,0 +1,19 @@
+"""Locate files shipped with vgate (policies, models) in a wheel or a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def shipped_dir(kind: str) -> Path:
+    """Directory of shipped ``policies`` or ``models``.
+
+    A wheel carries them under ``vgate/_shipped/<kind>``; a source checkout or editable install
+    has them at the repository root.
+    """
+    in_wheel = _PACKAGE_DIR / "_shipped" / kind
+    if in_wheel.is_dir():
+        return in_wheel
+    return _PACKAGE_DIR.parent / kind
