@@ -22,13 +22,16 @@ _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, lower-case, non-word runs to one space: the form fingerprints are computed from."""
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+    """NFKC case-folded (``ß`` and ``SS`` alike), non-word runs to one space: the form
+    fingerprints are computed from."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return _NON_WORD.sub(" ", folded).strip()
 
 
 def fingerprint(text: str) -> str:
     """Stable hash of the normalized prompt, so baselines survive line moves and re-spacing."""
-    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:32]
+    data = normalize_text(text).encode("utf-8", "surrogatepass")  # total, even on lone surrogates
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 @dataclass
@@ -93,6 +96,10 @@ class Verdict:
         return {c: round(float(s), 4) for c, s in zip(CATEGORY_IDS, self.scores, strict=True)}
 
 
+MAX_KEPT_ERRORS = 1_000
+"""Input errors kept for reports; further ones are only counted (``error_count``)."""
+
+
 @dataclass
 class ScanSummary:
     """Counts for the summary line, the JSON report and the exit code."""
@@ -103,7 +110,22 @@ class ScanSummary:
     suppressed: int = 0
     per_category: Counter = field(default_factory=Counter)
     errors: list[InputIssue] = field(default_factory=list)
+    """The first ``MAX_KEPT_ERRORS`` input errors."""
+    errors_not_kept: int = 0
     seconds: float = 0.0
+
+    @property
+    def error_count(self) -> int:
+        """All input errors, kept or not."""
+        return len(self.errors) + self.errors_not_kept
+
+    def add_error(self, issue: InputIssue) -> bool:
+        """Count an input error; keep it (and return True) while fewer than the cap are kept."""
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(issue)
+            return True
+        self.errors_not_kept += 1
+        return False
 
     def add(self, verdict: Verdict) -> None:
         self.scanned += 1

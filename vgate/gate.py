@@ -23,7 +23,9 @@ from vgate.findings import Record, Verdict
 from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
 from vgate.policy import DETECTOR_NAMES, Policy, load_policy
 
-NON_ENGLISH_NOTE = "language: mostly non-ASCII letters; the model is trained on English prompts"
+NON_ENGLISH_NOTE = (
+    "language: non-english (mostly non-ASCII letters; the model is trained on English prompts)"
+)
 
 
 def parse_detectors(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -44,6 +46,8 @@ def parse_detectors(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 def mostly_non_ascii(text: str) -> bool:
     """True when most letters are outside ASCII (a cheap "not English" signal)."""
+    if text.isascii():
+        return False
     letters = [ch for ch in text if ch.isalpha()]
     return bool(letters) and sum(not ch.isascii() for ch in letters) * 2 > len(letters)
 
@@ -88,6 +92,7 @@ class Gate:
 
     def detect(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, Detection]]:
         """Combined scores ``[n, 5]`` (max over detectors) and each detector's detection."""
+        texts = [self.policy.mask_allowed(t) for t in texts]
         detections = {det.name: det.detect(texts) for det in self.detectors}
         combined = np.zeros((len(texts), len(CATEGORY_IDS)), dtype=np.float32)
         for detection in detections.values():

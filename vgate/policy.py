@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from vgate.categories import CATEGORY_IDS
 from vgate.errors import PolicyError
 from vgate.findings import ACTION_RANK, ACTIONS, ALLOW, CategoryHit, Record, Verdict, normalize_text
 from vgate.resources import shipped_dir
+from vgate.terms import canonical, terms_regex
 
 DETECTOR_NAMES = ("rules", "model")
 DEFAULT_THRESHOLD = 0.5
@@ -69,6 +71,19 @@ class Policy:
     allow_prompts: frozenset[str] = frozenset()
     description: str = ""
 
+    @cached_property
+    def _allow_regex(self) -> re.Pattern[str] | None:
+        return terms_regex(self.allow_phrases)
+
+    def mask_allowed(self, text: str) -> str:
+        """Blank out allow-list phrases (``blood orange``) so that no detector sees them."""
+        if self._allow_regex is None:
+            return text
+        canonical_text = canonical(text)
+        if self._allow_regex.search(canonical_text) is None:
+            return text
+        return self._allow_regex.sub(" ", canonical_text)
+
     @property
     def thresholds(self) -> np.ndarray:
         """Per-category thresholds, ``[5]`` in ``CATEGORY_IDS`` order."""
@@ -78,7 +93,7 @@ class Policy:
         """The resolved policy as plain data (``vgate policy show``)."""
         return {
             "version": 1,
-            "description": self.description,
+            **({"description": self.description} if self.description else {}),
             "detectors": list(self.detectors),
             "model": self.model,
             "categories": {
@@ -141,30 +156,33 @@ def shipped_policies() -> list[str]:
 
 def load_policy(ref: str | Path) -> Policy:
     """Load and validate a policy by shipped name (``default``) or by path."""
-    data, name = _load_resolved(str(ref), depth=0)
+    data, name = _load_resolved(str(ref), depth=0, seen=())
     return _build(data, name)
 
 
 def _resolve_path(ref: str) -> tuple[Path, str]:
+    """A shipped policy for a bare name (``strict``), else a file path."""
     path = Path(ref)
-    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in ref:
-        return path, str(path)
     shipped = shipped_dir("policies") / f"{ref}.yaml"
-    if not shipped.is_file():
-        raise PolicyError(
-            f"unknown policy '{ref}': not a file, and not a shipped policy "
-            f"({', '.join(shipped_policies())})"
-        )
-    return shipped, ref
+    looks_like_path = path.suffix in (".yaml", ".yml") or "/" in ref or "\\" in ref
+    if not looks_like_path and shipped.is_file():
+        return shipped, ref
+    if looks_like_path or path.exists():
+        return path, str(path)
+    raise PolicyError(
+        f"unknown policy '{ref}': not a file, and not a shipped policy "
+        f"({', '.join(shipped_policies())})"
+    )
 
 
-def _load_resolved(ref: str, depth: int) -> tuple[dict[str, Any], str]:
+def _load_resolved(ref: str, depth: int, seen: tuple[Path, ...]) -> tuple[dict[str, Any], str]:
     """Read a policy file and merge it over the policy it extends."""
     if depth > _MAX_EXTENDS_DEPTH:
-        raise PolicyError(
-            f"{ref}: 'extends' goes deeper than {_MAX_EXTENDS_DEPTH} levels (a cycle?)"
-        )
+        raise PolicyError(f"{ref}: 'extends' goes deeper than {_MAX_EXTENDS_DEPTH} levels")
     path, name = _resolve_path(ref)
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise PolicyError(f"{name}: 'extends' cycle: {chain}")
     data = _read_yaml(path, name)
     _validate(data, name)
     parent = data.pop("extends", None)
@@ -172,7 +190,7 @@ def _load_resolved(ref: str, depth: int) -> tuple[dict[str, Any], str]:
         return data, name
     if not Path(parent).is_absolute() and ("/" in parent or parent.endswith((".yaml", ".yml"))):
         parent = str(path.parent / parent)
-    base, _ = _load_resolved(parent, depth + 1)
+    base, _ = _load_resolved(parent, depth + 1, (*seen, path.resolve()))
     return _merge(base, data), name
 
 
@@ -226,7 +244,9 @@ def _fail(name: str, key: str, message: str) -> PolicyError:
 def _check_keys(name: str, prefix: str, data: dict[str, Any], allowed: dict[str, str]) -> None:
     for key in data:
         if key not in allowed:
-            path = f"{prefix}.{key}" if prefix else str(key)
+            plain = isinstance(key, str) and key.isprintable() and key.strip() == key != ""
+            shown = key if plain else repr(key)  # keep the message on one line, keys visible
+            path = f"{prefix}.{shown}" if prefix else shown
             raise _fail(name, path, f"unknown key; expected one of {', '.join(allowed)}")
 
 
@@ -241,7 +261,7 @@ def _check_str_list(name: str, key: str, value: object) -> None:
 def _validate(data: dict[str, Any], name: str) -> None:
     """Check every key and value of one policy file (before merging)."""
     _check_keys(name, "", data, _TOP_KEYS)
-    if "version" in data and data["version"] != 1:
+    if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
         raise _fail(name, "version", f"expected 1, got {data['version']!r}")
     for key in ("description", "extends", "model"):
         if key in data and (not isinstance(data[key], str) or not data[key].strip()):
@@ -287,10 +307,13 @@ def _validate_category(name: str, prefix: str, settings: object) -> None:
     for key in ("terms", "patterns"):
         if key in settings:
             _check_str_list(name, f"{prefix}.{key}", settings[key])
+    for i, term in enumerate(settings.get("terms", [])):
+        if not term.removesuffix("*").strip():  # a bare '*' would match every prompt
+            raise _fail(name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {term!r}")
     for i, pattern in enumerate(settings.get("patterns", [])):
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            re.compile(pattern, re.IGNORECASE)  # as the rules detector compiles it
+        except (re.error, OverflowError, RecursionError) as exc:
             raise _fail(
                 name, f"{prefix}.patterns[{i}]", f"invalid regular expression: {exc}"
             ) from None

@@ -48,15 +48,14 @@ def run_scan(
 ) -> ScanSummary:
     """Scan every record, report every verdict in input order, and count them.
 
-    Input issues are collected in the summary (and passed to ``on_issue`` as they happen);
-    they never stop the scan. ``reporter.start`` must have been called.
+    Input issues are collected in the summary (the first ``MAX_KEPT_ERRORS`` are kept and passed
+    to ``on_issue`` as they happen); they never stop the scan. Call ``reporter.start`` first.
     """
     summary = ScanSummary()
     started = time.perf_counter()
     for records, issues in _batches(items, batch_size):
         for issue in issues:
-            summary.errors.append(issue)
-            if on_issue:
+            if summary.add_error(issue) and on_issue:
                 on_issue(issue)
         if not records:
             continue
@@ -74,7 +73,7 @@ def run_scan(
 
 def exit_code(summary: ScanSummary, fail_on: str) -> int:
     """0 = nothing at or above ``fail_on``; 1 = findings; 2 = some input could not be read."""
-    if summary.errors:
+    if summary.error_count:
         return 2
     if fail_on == BLOCK and summary.blocked:
         return 1

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vgate.findings import InputIssue
-from vgate.inputs.prompts import ReadItem, make_record, open_text, read_csv, read_jsonl, read_txt
+from vgate.inputs.prompts import (
+    ReadItem,
+    lone_surrogate,
+    make_record,
+    open_text,
+    printable,
+    read_csv,
+    read_jsonl,
+    read_txt,
+)
 
 FORMATS = ("auto", "txt", "csv", "jsonl")
 PROMPT_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -26,6 +35,7 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | Inp
     """Yield ``(display name, path)`` per file to read (``path`` None for stdin).
 
     Directories are walked recursively in sorted order for prompt files; hidden entries skipped.
+    Display names spell out bytes of a file name that are not UTF-8 (see ``printable``).
     """
     for arg in paths:
         if arg == STDIN:
@@ -42,13 +52,13 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | Inp
             )
             if not found:
                 exts = ", ".join(PROMPT_EXTENSIONS)
-                yield InputIssue(arg, f"directory has no prompt files ({exts})")
+                yield InputIssue(printable(arg), f"directory has no prompt files ({exts})")
             for p in found:
-                yield str(p), p
+                yield printable(str(p)), p
         elif path.exists():
-            yield arg, path
+            yield printable(arg), path
         else:
-            yield InputIssue(arg, "no such file or directory")
+            yield InputIssue(printable(arg), "no such file or directory")
 
 
 def read_stream(
@@ -96,7 +106,12 @@ def iter_inputs(
 def text_records(texts: Sequence[str]) -> Iterator[ReadItem]:
     """Records for prompts given with ``--text``."""
     for i, text in enumerate(texts, start=1):
-        yield make_record(text, "<text>", i if len(texts) > 1 else 0)
+        line = i if len(texts) > 1 else 0
+        problem = lone_surrogate(text)
+        if problem:
+            yield InputIssue("<text>", f"not valid UTF-8: {problem}", line or None)
+        else:
+            yield make_record(text, "<text>", line)
 
 
 def count_lines(paths: Sequence[str]) -> int | None:

@@ -23,6 +23,7 @@ DEFAULT_COLUMNS = ("prompt", "text", "caption")
 SUPPRESS_MARKER = re.compile(r"\s*#\s*vgate:\s*allow\s*$", re.IGNORECASE)
 _SNIFF_BYTES = 8192
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 ReadItem = Record | InputIssue
 
@@ -44,12 +45,30 @@ def _undecodable(text: str) -> str | None:
     return f"not valid UTF-8 (byte 0x{byte:02x} at column {match.start() + 1}); skipped"
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes, JSON ``\\udXXX`` escapes) spelled out as
+    ``\\udcff``, so that it can be written to a UTF-8 report."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """Describe a lone surrogate (not encodable as UTF-8) in a decoded value, or None."""
+    match = _SURROGATE.search(text)
+    if match is None:
+        return None
+    return f"contains a lone surrogate (U+{ord(match.group(0)):04X}), not valid text; skipped"
+
+
 def open_text(raw: BinaryIO, source: str) -> io.TextIOWrapper | InputIssue:
     """Wrap a byte stream for reading, or say why it is not a text file.
 
     Undecodable bytes become lone surrogates, so that readers can report them line by line.
     """
-    head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(raw, "peek") else b""
+    if not hasattr(raw, "peek"):
+        raw = io.BufferedReader(raw)  # type: ignore[arg-type]  # e.g. a BytesIO as stdin
+    head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
     if not head:
         return InputIssue(source, "empty file")
     if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -102,7 +121,8 @@ def read_csv(stream: io.TextIOWrapper, source: str, column: str | None) -> Itera
     name = pick_column(header, column)
     if name is None:
         wanted = f"no column '{column}'" if column else "no prompt, text or caption column"
-        yield InputIssue(source, f"{wanted} (columns: {', '.join(header)}); use --column")
+        columns = printable(", ".join(header))
+        yield InputIssue(source, f"{printable(wanted)} (columns: {columns}); use --column")
         return
     index = header.index(name)
     start = reader.line_num + 1
@@ -141,7 +161,11 @@ def read_jsonl(stream: io.TextIOWrapper, source: str, field: str | None) -> Iter
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield InputIssue(source, f"not valid JSON ({exc.msg} at column {exc.colno})", number)
+            msg = exc.msg.removesuffix(" at")  # "Invalid control character at"
+            yield InputIssue(source, f"not valid JSON ({msg} at column {exc.colno})", number)
+            continue
+        except (ValueError, RecursionError) as exc:  # too many digits, nested too deep
+            yield InputIssue(source, f"not valid JSON ({type(exc).__name__}: {exc})", number)
             continue
         if not isinstance(obj, dict):
             yield InputIssue(source, "expected a JSON object", number)
@@ -149,10 +173,12 @@ def read_jsonl(stream: io.TextIOWrapper, source: str, field: str | None) -> Iter
         key = pick_column(list(obj), field)
         if key is None:
             wanted = f"no field '{field}'" if field else "no prompt, text or caption field"
-            yield InputIssue(source, f"{wanted} in this object; use --field", number)
+            yield InputIssue(source, f"{printable(wanted)} in this object; use --field", number)
             continue
         value = obj[key]
         if not isinstance(value, str):
-            yield InputIssue(source, f"field '{key}' is not a string", number)
+            yield InputIssue(source, f"field '{printable(key)}' is not a string", number)
+        elif problem := lone_surrogate(value):
+            yield InputIssue(source, f"field '{printable(key)}' {problem}", number)
         elif value.strip():
             yield make_record(value.strip(), source, number)
