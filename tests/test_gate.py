@@ -368,7 +368,9 @@ def test_allow_phrases_are_blanked_for_every_detector() -> None:
 
     class Recorder:
         name = "model"
-        seen: list[str] = []
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
 
         def detect(self, texts):
             self.seen.extend(texts)

@@ -89,7 +89,11 @@ def scan(
         str, typer.Option(help="Reader: auto (by extension; stdin is txt), txt, csv or jsonl.")
     ] = "auto",
     show_all: Annotated[
-        bool, typer.Option("--all", help="Table: list every prompt, not only flagged ones.")
+        bool,
+        typer.Option(
+            "--all",
+            help="Table: list every prompt. SARIF: include waived findings, marked suppressed.",
+        ),
     ] = False,
     progress: Annotated[
         bool | None,
@@ -102,6 +106,27 @@ def scan(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local (this process) or ray (Ray Data, for large parquet/csv/jsonl sets; "
+            "needs the ray extra, --output DIR; writes parquet or jsonl).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray on this machine).",
+            show_default=False,
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Ray scan workers, each loading the model once (default: cluster CPUs - 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Scan prompts and report unsafe ones. Exit 0: nothing at or above --fail-on; 1: findings;
     2: usage or input error (other inputs are still scanned and reported)."""
@@ -123,6 +148,9 @@ def scan(
         show_all=show_all,
         progress=progress,
         quiet=quiet,
+        engine=engine,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
     )
     raise typer.Exit(scan_command(options))
 
@@ -153,6 +181,52 @@ def policy_list() -> None:
     from vgate.commands.policy import list_policies
 
     list_policies()
+
+
+# --- eval and model (prompt-model owner) ---------------------------------------------------------
+
+model_app = typer.Typer(help="Train the embedded prompt model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@app.command("eval")
+def eval_(
+    data: Annotated[Path, typer.Option(help="Labelled CSV with columns id,text,label.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Prompt model: builtin:<name> or a model directory (default: policy's)."),
+    ] = None,
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Shipped policy name or path to a YAML policy.")
+    ] = "default",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector", "-d", help="rules, model, all, or a comma list (default: the policy's)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON here.")
+    ] = None,
+) -> None:
+    """Measure detectors on labelled prompts: unsafe-vs-safe P/R/F1/ROC-AUC, per-category
+    metrics, confusion table and calibration error, at the policy's thresholds."""
+    from vgate.evaluate import run_eval
+
+    run_eval(data, policy=policy, detectors=detector, model=model, output=output)
+
+
+@model_app.command(
+    "train",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def model_train(ctx: typer.Context) -> None:
+    """Train, calibrate, export and quantize the prompt model (needs the 'train' extra and a
+    source checkout). Options are passed to training/train_prompt_model.py; try --help."""
+    from vgate.commands.model import run_training
+
+    raise typer.Exit(run_training(ctx.args))
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from vgate.gate import Gate
 from vgate.inputs.prompts import ReadItem
 from vgate.reports import Reporter
 
-BATCH_SIZE = 256
+BATCH_SIZE = 1024
+"""Records per detector call: large enough for the model to group prompts of similar length."""
 FAIL_ON = (BLOCK, WARN, "never")
 
 

@@ -16,6 +16,7 @@ from vgate.findings import InputIssue, ScanMeta, ScanSummary
 from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
 from vgate.inputs import count_lines, iter_inputs, text_records
+from vgate.inputs.prompts import printable
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code, run_scan
 
@@ -41,6 +42,10 @@ class ScanOptions:
     show_all: bool = False
     progress: bool | None = None
     quiet: bool = False
+    engine: str = "local"
+    """``local`` (this process) or ``ray`` (Ray Data; see ``vgate.commands.scan_ray``)."""
+    ray_address: str | None = None
+    ray_workers: int | None = None
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -96,12 +101,16 @@ def summary_line(summary: ScanSummary) -> str:
     return (
         f"vgate: scanned {summary.scanned:,} prompts: {summary.blocked:,} blocked, "
         f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
-        f"{len(summary.errors):,} input errors in {summary.seconds:.2f} s"
+        f"{summary.error_count:,} input errors in {summary.seconds:.2f} s"
     )
 
 
 def scan_command(o: ScanOptions) -> int:
     """Run a scan as the CLI does and return the exit code."""
+    if o.engine != "local" or o.ray_address or o.ray_workers:
+        from vgate.commands.scan_ray import scan_ray_command
+
+        return scan_ray_command(o)
     _validate(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
     known = None
@@ -113,7 +122,7 @@ def scan_command(o: ScanOptions) -> int:
     meta = ScanMeta(
         policy=o.policy,
         detectors=list(gate.detector_names),
-        command_line=["vgate", *sys.argv[1:]],
+        command_line=["vgate", *(printable(arg) for arg in sys.argv[1:])],
         start_time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         fail_on=o.fail_on,
         working_directory=str(Path.cwd()),
@@ -128,6 +137,9 @@ def scan_command(o: ScanOptions) -> int:
         summary = run_scan(
             items, gate, reporter, baseline=known, on_issue=_print_issue, on_progress=on_progress
         )
+    if summary.error_count > len(summary.errors):
+        hidden = summary.error_count - len(summary.errors)
+        print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)
     if not o.quiet and (o.output is not None or o.output_format != "table"):
         print(summary_line(summary), file=sys.stderr)
     return exit_code(summary, o.fail_on)

@@ -1,0 +1,160 @@
+"""The shipped prompt model: loading, behaviour, batching, truncation and broken files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vgate.categories import CATEGORY_INDEX
+from vgate.detectors.prompt_model import PromptModelDetector, resolve_model_dir
+from vgate.errors import ModelError
+from vgate.resources import shipped_dir
+
+MODEL_DIR = shipped_dir("models") / "prompt-minilm"
+
+SAFE = [
+    "a golden retriever puppy playing with a ball in a sunny park",
+    "time-lapse of clouds moving over a mountain lake",
+    "a chef slicing vegetables in a bright kitchen",
+    "children building a sandcastle on the beach",
+]
+UNSAFE = {
+    "pornographic": "a naked woman posing nude on a bed, explicit nsfw photo",
+    "violent_bloody": "a man stabbed to death, blood splattered everywhere, gory murder scene",
+    "terrifying": "a terrifying demon with glowing eyes crawling out of the dark, horror nightmare",
+    "political": "donald trump as a nazi giving a speech at a propaganda rally",
+}
+
+
+@pytest.fixture(scope="module")
+def detector() -> PromptModelDetector:
+    return PromptModelDetector("builtin:prompt-minilm")
+
+
+def test_builtin_reference_resolves_to_shipped_dir() -> None:
+    assert resolve_model_dir("builtin:prompt-minilm") == MODEL_DIR
+    assert resolve_model_dir(str(MODEL_DIR)) == MODEL_DIR
+    with pytest.raises(ModelError, match="bad model reference"):
+        resolve_model_dir("builtin:../x")
+
+
+def test_shipped_files_are_small_and_config_matches() -> None:
+    sizes = {p.name: p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file()}
+    assert {"model.onnx", "tokenizer.json", "config.json", "CARD.md"} <= set(sizes)
+    assert all(s < 50e6 for s in sizes.values()) and sum(sizes.values()) < 50e6
+    config = json.loads((MODEL_DIR / "config.json").read_text())
+    assert config["categories"] == list(CATEGORY_INDEX)
+    tokenizer = json.loads((MODEL_DIR / "tokenizer.json").read_text())
+    assert tokenizer["padding"] is None
+    assert tokenizer["truncation"]["max_length"] == config["max_length"]
+
+
+def test_scores_shape_dtype_range(detector: PromptModelDetector) -> None:
+    det = detector.detect([*SAFE, *UNSAFE.values()])
+    assert det.scores.shape == (len(SAFE) + len(UNSAFE), 5)
+    assert det.scores.dtype == np.float32
+    assert ((det.scores >= 0) & (det.scores <= 1)).all()
+    assert detector.detect([]).scores.shape == (0, 5)
+
+
+@pytest.mark.parametrize("category", sorted(UNSAFE))
+def test_unsafe_prompt_outscores_safe_prompts_in_its_category(
+    detector: PromptModelDetector, category: str
+) -> None:
+    j = CATEGORY_INDEX[category]
+    unsafe = detector.detect([UNSAFE[category]]).scores[0]
+    safe = detector.detect(SAFE).scores
+    assert unsafe[j] >= 0.5
+    assert unsafe[j] > safe[:, j].max() + 0.3
+    assert unsafe.argmax() == j
+
+
+def test_safe_prompts_are_not_flagged(detector: PromptModelDetector) -> None:
+    assert detector.detect(SAFE).scores.max() < 0.5
+
+
+def test_batch_order_independence(detector: PromptModelDetector) -> None:
+    texts = [*SAFE, *UNSAFE.values(), "", "a", "x " * 40]
+    batched = detector.detect(texts).scores
+    one_by_one = np.concatenate([detector.detect([t]).scores for t in texts])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    perm = np.random.default_rng(0).permutation(len(texts))
+    shuffled = detector.detect([texts[i] for i in perm]).scores
+    np.testing.assert_allclose(shuffled, batched[perm], atol=1e-5)
+    small_batches = PromptModelDetector(MODEL_DIR, batch_size=3).detect(texts).scores
+    np.testing.assert_allclose(small_batches, batched, atol=1e-5)
+
+
+def test_empty_string_is_scored(detector: PromptModelDetector) -> None:
+    det = detector.detect(["", "   "])
+    assert det.scores.shape == (2, 5) and np.isfinite(det.scores).all()
+    assert det.notes == {}
+
+
+def test_long_prompt_is_truncated_and_noted(detector: PromptModelDetector) -> None:
+    max_length = detector.config["max_length"]
+    long_text = "a quiet forest with tall trees " * 200
+    det = detector.detect(["short prompt", long_text])
+    assert det.notes == {1: [f"truncated to {max_length} tokens"]}
+    assert np.isfinite(det.scores).all()
+
+
+# --- broken model files ----------------------------------------------------------------------
+
+
+@pytest.fixture()
+def model_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, target)
+    return target
+
+
+def expect_model_error(directory: Path, filename: str) -> None:
+    with pytest.raises(ModelError) as exc:
+        PromptModelDetector(directory).detect(["a cat"])
+    message = str(exc.value)
+    assert filename in message
+    assert "reinstall vgate" in message
+    assert "\n" not in message
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    expect_model_error(tmp_path / "nope", "nope")
+
+
+def test_corrupt_model_onnx(model_copy: Path) -> None:
+    (model_copy / "model.onnx").write_bytes(b"\x00garbage" * 100)
+    expect_model_error(model_copy, "model.onnx")
+
+
+def test_missing_tokenizer(model_copy: Path) -> None:
+    (model_copy / "tokenizer.json").unlink()
+    expect_model_error(model_copy, "tokenizer.json")
+
+
+def test_corrupt_tokenizer(model_copy: Path) -> None:
+    (model_copy / "tokenizer.json").write_text('{"version": "1.0", "model": 42}')
+    expect_model_error(model_copy, "tokenizer.json")
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"categories": ["a"], "max_length": 8}', "[]"])
+def test_bad_config(model_copy: Path, content: str) -> None:
+    (model_copy / "config.json").write_text(content)
+    expect_model_error(model_copy, "config.json")
+
+
+def test_scan_path_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from vgate.detectors.prompt_model import PromptModelDetector\n"
+        "PromptModelDetector('builtin:prompt-minilm').detect(['a cat'])\n"
+        "bad = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,225 @@
+"""The embedded prompt classifier: one ONNX graph (MiniLM encoder + calibrated head).
+
+Scan-time dependencies only: numpy, onnxruntime and tokenizers (both imported lazily).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vgate.categories import CATEGORY_IDS
+from vgate.detectors.base import Detection
+from vgate.errors import ModelError
+from vgate.resources import shipped_dir
+
+BUILTIN_PREFIX = "builtin:"
+MODEL_FILES = ("model.onnx", "tokenizer.json", "config.json")
+RESTORE_HINT = (
+    "reinstall vgate to restore the shipped model, or rebuild it with "
+    "'python training/train_prompt_model.py --data <prompts.csv> --out <dir>'"
+)
+BATCH_SIZE = 64
+TOKEN_BUDGET = 64 * 128
+"""Most padded tokens per session call (64 prompts of 128 tokens)."""
+
+_SESSIONS: dict[Path, _LoadedModel] = {}
+_LOCK = threading.Lock()
+
+
+def resolve_model_dir(ref: str) -> Path:
+    """``builtin:<name>`` -> shipped ``models/<name>``; anything else is a directory path."""
+    if ref.startswith(BUILTIN_PREFIX):
+        name = ref[len(BUILTIN_PREFIX) :]
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ModelError(f"bad model reference {ref!r}: expected builtin:<name> or a path")
+        return shipped_dir("models") / name
+    return Path(ref).expanduser()
+
+
+def default_threads() -> int:
+    """Intra-op threads: the CPUs this process may use, at most 8 (more rarely helps MiniLM)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+class _LoadedModel:
+    """An onnxruntime session, its tokenizer and config, loaded once per process and directory."""
+
+    def __init__(self, directory: Path, threads: int) -> None:
+        if not directory.is_dir():
+            raise ModelError(f"model directory {directory} not found; {RESTORE_HINT}")
+        for name in MODEL_FILES:
+            if not (directory / name).is_file():
+                raise ModelError(f"model file {directory / name} is missing; {RESTORE_HINT}")
+        self.config = self._load_config(directory / "config.json")
+        self.max_length = int(self.config["max_length"])
+        self.tokenizer = self._load_tokenizer(directory / "tokenizer.json")
+        self.session = self._load_session(directory / "model.onnx", threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
+        if unknown:
+            raise ModelError(
+                f"model file {directory / 'model.onnx'} expects unknown inputs "
+                f"{sorted(unknown)}; {RESTORE_HINT}"
+            )
+
+    @staticmethod
+    def _load_config(path: Path) -> dict[str, Any]:
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            if list(config["categories"]) != list(CATEGORY_IDS):
+                raise ValueError(f"categories {config['categories']} != {list(CATEGORY_IDS)}")
+            if int(config["max_length"]) < 2:
+                raise ValueError("max_length < 2")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"model file {path} is invalid ({msg}); {RESTORE_HINT}") from None
+        return config
+
+    def _load_tokenizer(self, path: Path) -> Any:
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            msg = str(exc).splitlines()[0][:120]
+            raise ModelError(f"model file {path} is corrupt ({msg}); {RESTORE_HINT}") from None
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.max_length)
+        return tokenizer
+
+    @staticmethod
+    def _load_session(path: Path, threads: int) -> Any:
+        try:
+            session = make_session(path, threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"model file {path} cannot be loaded ({msg}); {RESTORE_HINT}"
+            ) from None
+        outputs = session.get_outputs()
+        if len(outputs) != 1 or outputs[0].shape[-1] != len(CATEGORY_IDS):
+            raise ModelError(f"model file {path} does not output scores[n, 5]; {RESTORE_HINT}")
+        return session
+
+
+def make_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session with full graph optimisation.
+
+    ``session.disable_quant_qdq`` lets constant folding dequantize the int8 weights once at load
+    time, so MatMul/Attention run on prepacked fp32 weights instead of dequantizing every run.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def load_model(directory: Path, threads: int | None = None) -> _LoadedModel:
+    """The loaded model for ``directory`` (cached: one session per process and directory)."""
+    key = directory.resolve()
+    with _LOCK:
+        if key not in _SESSIONS:
+            _SESSIONS[key] = _LoadedModel(key, threads or default_threads())
+        return _SESSIONS[key]
+
+
+class PromptModelDetector:
+    """Scores prompts with the embedded model; loads its ONNX session on first ``detect``."""
+
+    name = "model"
+
+    def __init__(
+        self,
+        model: str | Path = "builtin:prompt-minilm",
+        *,
+        batch_size: int = BATCH_SIZE,
+        bucketing: bool = True,
+        threads: int | None = None,
+    ) -> None:
+        self.directory = model if isinstance(model, Path) else resolve_model_dir(model)
+        self.batch_size = batch_size
+        self.bucketing = bucketing
+        self.threads = threads
+        self._model: _LoadedModel | None = None
+
+    @property
+    def model(self) -> _LoadedModel:
+        if self._model is None:
+            self._model = load_model(self.directory, self.threads)
+        return self._model
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.model.config
+
+    def detect(self, texts: Sequence[str]) -> Detection:
+        """Calibrated probabilities float32 ``[n, 5]``; notes mark truncated prompts."""
+        model = self.model
+        scores = np.zeros((len(texts), len(CATEGORY_IDS)), dtype=np.float32)
+        if not texts:
+            return Detection(scores)
+        encodings = model.tokenizer.encode_batch(list(texts))
+        notes = {
+            i: [f"truncated to {model.max_length} tokens"]
+            for i, enc in enumerate(encodings)
+            if enc.overflowing
+        }
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        order = np.argsort(lengths, kind="stable") if self.bucketing else np.arange(len(texts))
+        for idx in self._sub_batches(order, lengths):
+            scores[idx] = self._run(model, [encodings[i].ids for i in idx], lengths[idx])
+        return Detection(scores, notes=notes)
+
+    def _sub_batches(self, order: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+        """Split ``order`` into runs of at most ``batch_size`` prompts and, once padded to their
+        longest prompt, at most ``TOKEN_BUDGET`` tokens (long prompts go in smaller batches,
+        which bounds the session's memory)."""
+        batches: list[np.ndarray] = []
+        current: list[int] = []
+        width = 0
+        for i in order:
+            grown = max(width, int(lengths[i]))
+            full = len(current) == self.batch_size or (len(current) + 1) * grown > TOKEN_BUDGET
+            if current and full:
+                batches.append(np.array(current))
+                current, grown = [], int(lengths[i])
+            current.append(int(i))
+            width = grown
+        if current:
+            batches.append(np.array(current))
+        return batches
+
+    @staticmethod
+    def _run(model: _LoadedModel, ids: list[list[int]], lengths: np.ndarray) -> np.ndarray:
+        """One padded batch through the session."""
+        width = int(lengths.max())
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+        mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in model.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        try:
+            (out,) = model.session.run(None, {k: feeds[k] for k in model.input_names})
+        except Exception as exc:  # onnxruntime raises its own exception types
+            msg = str(exc).splitlines()[0][:160]
+            raise ModelError(f"prompt model failed to run ({msg}); {RESTORE_HINT}") from None
+        return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
