@@ -19,6 +19,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+PolicyOption = Annotated[
+    str, typer.Option("--policy", "-p", help="Shipped policy name or path to a YAML policy.")
+]
+DetectorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--detector", "-d", help="rules, model, all, or a comma list (default: the policy's)."
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(help="Prompt model: builtin:<name> or a model directory (default: policy's)."),
+]
 policy_app = typer.Typer(help="Validate, show and list policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
@@ -52,19 +65,9 @@ def scan(
         list[str] | None,
         typer.Option("--text", "-t", help="Scan this prompt (repeatable).", show_default=False),
     ] = None,
-    policy: Annotated[
-        str, typer.Option("--policy", "-p", help="Shipped policy name or path to a YAML policy.")
-    ] = "default",
-    detector: Annotated[
-        str | None,
-        typer.Option(
-            "--detector", "-d", help="rules, model, all, or a comma list (default: the policy's)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="Prompt model: builtin:<name> or a model directory (default: policy's)."),
-    ] = None,
+    policy: PolicyOption = "default",
+    detector: DetectorOption = None,
+    model: ModelOption = None,
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="Report format: table, json, jsonl or sarif.")
     ] = "table",
@@ -192,19 +195,9 @@ app.add_typer(model_app, name="model")
 @app.command("eval")
 def eval_(
     data: Annotated[Path, typer.Option(help="Labelled CSV with columns id,text,label.")],
-    model: Annotated[
-        str | None,
-        typer.Option(help="Prompt model: builtin:<name> or a model directory (default: policy's)."),
-    ] = None,
-    policy: Annotated[
-        str, typer.Option("--policy", "-p", help="Shipped policy name or path to a YAML policy.")
-    ] = "default",
-    detector: Annotated[
-        str | None,
-        typer.Option(
-            "--detector", "-d", help="rules, model, all, or a comma list (default: the policy's)."
-        ),
-    ] = None,
+    model: ModelOption = None,
+    policy: PolicyOption = "default",
+    detector: DetectorOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON here.")
     ] = None,

@@ -24,6 +24,7 @@ from typing import Any
 
 from vgate.errors import VgateError
 from vgate.findings import InputIssue
+from vgate.inputs import files_under
 from vgate.scan import FAIL_ON
 
 ENGINES = ("local", "ray")
@@ -119,13 +120,7 @@ def _expand(arg: str) -> list[Path]:
         return files
     path = Path(arg)
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in INPUT_EXTENSIONS
-            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-        )
+        files = files_under(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_"))
         if not files:
             exts = ", ".join(INPUT_EXTENSIONS)
             raise VgateError(f"{arg}: directory has no parquet, csv or jsonl files ({exts})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +31,21 @@ def format_for(path: Path, requested: str) -> str:
     return PROMPT_EXTENSIONS.get(path.suffix.lower(), "txt")
 
 
+def files_under(
+    directory: Path, extensions: Iterable[str], skip_prefixes: tuple[str, ...] = (".",)
+) -> list[Path]:
+    """Files below ``directory`` with one of ``extensions``, sorted; entries whose name (or a
+    parent's name below ``directory``) starts with one of ``skip_prefixes`` are skipped."""
+    suffixes = set(extensions)
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith(skip_prefixes) for part in p.relative_to(directory).parts)
+    )
+
+
 def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | InputIssue]:
     """Yield ``(display name, path)`` per file to read (``path`` None for stdin).
 
@@ -43,13 +58,7 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | Inp
             continue
         path = Path(arg)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in PROMPT_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            found = files_under(path, PROMPT_EXTENSIONS)
             if not found:
                 exts = ", ".join(PROMPT_EXTENSIONS)
                 yield InputIssue(printable(arg), f"directory has no prompt files ({exts})")
