@@ -487,3 +487,18 @@ def test_end_to_end_with_default_detectors(tmp_path: Path) -> None:
             expected = max(model[category], item["detector_scores"]["rules"][category])
             assert combined == pytest.approx(expected, abs=1e-4)
     assert report["results"][1]["decision"] == "block"
+
+
+def test_progress_lines_in_logs_only_when_asked(tmp_path: Path, vgate_main) -> None:
+    prompts = write(tmp_path / "p.txt", "".join(f"a cat number {i}\n" for i in range(3000)))
+    quiet = vgate_main("scan", *RULES, "-q", "-f", "jsonl", "-o", str(tmp_path / "o"), str(prompts))
+    assert quiet.code == 0 and quiet.stderr == ""
+    logged = vgate_main(
+        "scan", *RULES, "-q", "--progress", "-f", "jsonl", "-o", str(tmp_path / "o"), str(prompts)
+    )
+    lines = logged.stderr.splitlines()
+    assert logged.code == 0 and 1 <= len(lines) <= 10
+    assert all(
+        line.startswith("vgate: ") and "prompts scanned of ~3,000 lines" in line for line in lines
+    )
+    assert lines[-1].startswith("vgate: 3,000 prompts scanned")

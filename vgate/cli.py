@@ -102,7 +102,8 @@ def scan(
         bool | None,
         typer.Option(
             "--progress/--no-progress",
-            help="Progress bar on stderr (default: on for large inputs when stderr is a terminal).",
+            help="Progress on stderr: a bar on a terminal (the default there for large inputs), "
+            "a few log lines elsewhere (e.g. CI).",
             show_default=False,
         ),
     ] = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,20 +77,43 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
 
 @contextlib.contextmanager
 def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on stderr, or None when it should stay quiet."""
-    show = o.progress if o.progress is not None else sys.stderr.isatty()
+    """A rich progress bar when stderr is a terminal, plain log lines with ``--progress``
+    elsewhere (CI logs), or None when it should stay quiet."""
+    terminal = sys.stderr.isatty()
+    show = o.progress if o.progress is not None else terminal
     total = count_lines(o.paths) if show else None
     if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
         show = False
     if not show:
         yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
+    elif terminal:
+        from rich.console import Console
+        from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("scanning prompts", total=total)
-        yield lambda n: bar.advance(task, n)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("scanning prompts", total=total)
+            yield lambda n: bar.advance(task, n)
+    else:
+        yield LogProgress(total)
+
+
+class LogProgress:
+    """Progress for logs: one line per tenth of ``total`` lines (per ``step`` prompts when the
+    total is unknown), so a CI log gets a few lines, not a redrawn bar."""
+
+    def __init__(self, total: int | None, step: int = 100_000) -> None:
+        self.total = total
+        self.step = max(1, total // 10) if total else step
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def __call__(self, n: int) -> None:
+        before, self.done = self.done, self.done + n
+        if before // self.step == self.done // self.step:
+            return
+        rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+        of = f" of ~{self.total:,} lines" if self.total else ""
+        print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
 def _print_issue(issue: InputIssue) -> None:
