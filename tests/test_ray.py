@@ -353,3 +353,13 @@ def test_cli_counts_match_a_local_scan(ray_local, vgate_main, tmp_path: Path):
     for key in ("scanned", "blocked", "warned", "suppressed"):
         assert written[key] == summary[key], key
     assert written["per_category"] == summary["per_category"]
+
+
+def test_dataset_summary_counts_every_error_row_for_the_exit_code() -> None:
+    from vgate.integrations.ray import DatasetSummary
+    from vgate.scan import exit_code
+
+    summary = DatasetSummary(rows=10, scanned=3, errors=7, error_examples=["row 1: prompt is null"])
+    local = summary.to_scan_summary()
+    assert local.error_count == 7 and len(local.errors) == 1
+    assert exit_code(local, "never") == 2

@@ -309,7 +309,8 @@ class DatasetSummary:
     seconds: float = 0.0
 
     def to_scan_summary(self) -> ScanSummary:
-        """The local :class:`ScanSummary` (errors as at most a few input issues) for exit codes."""
+        """The local :class:`ScanSummary` for exit codes: a few error rows kept as input issues,
+        the others counted, so that ``error_count`` is every row that could not be scanned."""
         issues = [InputIssue(SOURCE, message) for message in self.error_examples]
         if self.errors and not issues:
             issues = [InputIssue(SOURCE, f"{self.errors} rows could not be scanned")]
@@ -320,6 +321,7 @@ class DatasetSummary:
             suppressed=self.suppressed,
             per_category=Counter(self.per_category),
             errors=issues,
+            errors_not_kept=max(self.errors - len(issues), 0),
             seconds=self.seconds,
         )
 
