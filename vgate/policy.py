@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,16 @@ import yaml
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import PolicyError
 from vgate.findings import ACTION_RANK, ACTIONS, ALLOW, CategoryHit, Record, Verdict, normalize_text
+from vgate.policy_sections import (
+    GenerationPolicy,
+    VideoPolicy,
+    build_generation,
+    build_video,
+    validate_generation,
+    validate_video,
+)
 from vgate.resources import shipped_dir
+from vgate.schema import check_keys, check_str_list, fail, kind
 from vgate.terms import canonical, terms_regex
 
 DETECTOR_NAMES = ("rules", "model")
@@ -36,6 +45,8 @@ _TOP_KEYS = {
     "model": "a model reference: builtin:<name> or a path",
     "categories": "a mapping of category settings",
     "allow": "allow-list settings",
+    "generation": "guarded-generation settings (latent probe)",
+    "video": "video frame-check settings",
 }
 _CATEGORY_KEYS = {
     "threshold": "a number from 0 to 1",
@@ -70,6 +81,8 @@ class Policy:
     allow_phrases: tuple[str, ...] = ()
     allow_prompts: frozenset[str] = frozenset()
     description: str = ""
+    generation: GenerationPolicy = field(default_factory=GenerationPolicy)
+    video: VideoPolicy = field(default_factory=VideoPolicy)
 
     @cached_property
     def _allow_regex(self) -> re.Pattern[str] | None:
@@ -106,6 +119,8 @@ class Policy:
                 for cid, cp in self.categories.items()
             },
             "allow": {"phrases": list(self.allow_phrases), "prompts": sorted(self.allow_prompts)},
+            "generation": self.generation.to_dict(),
+            "video": self.video.to_dict(),
         }
 
     def decide(
@@ -215,7 +230,7 @@ def _read_yaml(path: Path, name: str) -> dict[str, Any]:
     if data is None:
         raise PolicyError(f"{name}: policy file is empty")
     if not isinstance(data, dict):
-        raise PolicyError(f"{name}: expected a mapping at the top level, got {_kind(data)}")
+        raise PolicyError(f"{name}: expected a mapping at the top level, got {kind(data)}")
     return data
 
 
@@ -229,92 +244,65 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
-    names.update({list: "a list", dict: "a mapping"})
-    return names.get(type(value), type(value).__name__)
-
-
-def _fail(name: str, key: str, message: str) -> PolicyError:
-    return PolicyError(f"{name}: {key}: {message}")
-
-
-def _check_keys(name: str, prefix: str, data: dict[str, Any], allowed: dict[str, str]) -> None:
-    for key in data:
-        if key not in allowed:
-            plain = isinstance(key, str) and key.isprintable() and key.strip() == key != ""
-            shown = key if plain else repr(key)  # keep the message on one line, keys visible
-            path = f"{prefix}.{shown}" if prefix else shown
-            raise _fail(name, path, f"unknown key; expected one of {', '.join(allowed)}")
-
-
-def _check_str_list(name: str, key: str, value: object) -> None:
-    if not isinstance(value, list):
-        raise _fail(name, key, f"expected a list of strings, got {_kind(value)}")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise _fail(name, f"{key}[{i}]", f"expected a non-empty string, got {_kind(item)}")
-
-
 def _validate(data: dict[str, Any], name: str) -> None:
     """Check every key and value of one policy file (before merging)."""
-    _check_keys(name, "", data, _TOP_KEYS)
+    check_keys(name, "", data, _TOP_KEYS)
     if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
-        raise _fail(name, "version", f"expected 1, got {data['version']!r}")
+        raise fail(name, "version", f"expected 1, got {data['version']!r}")
     for key in ("description", "extends", "model"):
         if key in data and (not isinstance(data[key], str) or not data[key].strip()):
-            raise _fail(name, key, f"expected a non-empty string, got {_kind(data[key])}")
+            raise fail(name, key, f"expected a non-empty string, got {kind(data[key])}")
     if "detectors" in data:
         detectors = data["detectors"]
-        _check_str_list(name, "detectors", detectors)
+        check_str_list(name, "detectors", detectors)
         for i, det in enumerate(detectors):
             if det not in DETECTOR_NAMES:
                 expected = ", ".join(DETECTOR_NAMES)
-                raise _fail(
+                raise fail(
                     name, f"detectors[{i}]", f"unknown detector {det!r}; expected {expected}"
                 )
         if not detectors:
-            raise _fail(name, "detectors", "expected at least one detector")
+            raise fail(name, "detectors", "expected at least one detector")
     categories = data.get("categories", {})
     if not isinstance(categories, dict):
-        raise _fail(name, "categories", f"expected a mapping, got {_kind(categories)}")
-    _check_keys(name, "categories", categories, dict.fromkeys(CATEGORY_IDS, ""))
+        raise fail(name, "categories", f"expected a mapping, got {kind(categories)}")
+    check_keys(name, "categories", categories, dict.fromkeys(CATEGORY_IDS, ""))
     for cid, settings in categories.items():
         _validate_category(name, f"categories.{cid}", settings)
     allow = data.get("allow", {})
     if not isinstance(allow, dict):
-        raise _fail(name, "allow", f"expected a mapping, got {_kind(allow)}")
-    _check_keys(name, "allow", allow, _ALLOW_KEYS)
+        raise fail(name, "allow", f"expected a mapping, got {kind(allow)}")
+    check_keys(name, "allow", allow, _ALLOW_KEYS)
     for key in allow:
-        _check_str_list(name, f"allow.{key}", allow[key])
+        check_str_list(name, f"allow.{key}", allow[key])
+    if "generation" in data:
+        validate_generation(name, data["generation"])
+    if "video" in data:
+        validate_video(name, data["video"])
 
 
 def _validate_category(name: str, prefix: str, settings: object) -> None:
     if not isinstance(settings, dict):
-        raise _fail(name, prefix, f"expected a mapping, got {_kind(settings)}")
-    _check_keys(name, prefix, settings, _CATEGORY_KEYS)
+        raise fail(name, prefix, f"expected a mapping, got {kind(settings)}")
+    check_keys(name, prefix, settings, _CATEGORY_KEYS)
     if "threshold" in settings:
         value = settings["threshold"]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise _fail(
-                name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {value!r}"
-            )
+            raise fail(name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {value!r}")
     if "action" in settings and settings["action"] not in ACTIONS:
         got = settings["action"]
-        raise _fail(name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {got!r}")
+        raise fail(name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {got!r}")
     for key in ("terms", "patterns"):
         if key in settings:
-            _check_str_list(name, f"{prefix}.{key}", settings[key])
+            check_str_list(name, f"{prefix}.{key}", settings[key])
     for i, term in enumerate(settings.get("terms", [])):
         if not term.removesuffix("*").strip():  # a bare '*' would match every prompt
-            raise _fail(name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {term!r}")
+            raise fail(name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {term!r}")
     for i, pattern in enumerate(settings.get("patterns", [])):
         try:
             re.compile(pattern, re.IGNORECASE)  # as the rules detector compiles it
         except (re.error, OverflowError, RecursionError) as exc:
-            raise _fail(
+            raise fail(
                 name, f"{prefix}.patterns[{i}]", f"invalid regular expression: {exc}"
             ) from None
 
@@ -338,4 +326,6 @@ def _build(data: dict[str, Any], name: str) -> Policy:
         allow_phrases=tuple(allow.get("phrases", ())),
         allow_prompts=frozenset(normalize_text(p) for p in allow.get("prompts", ())),
         description=data.get("description", ""),
+        generation=build_generation(name, data.get("generation", {})),
+        video=build_video(name, data.get("video", {})),
     )
