@@ -223,6 +223,140 @@ def model_train(ctx: typer.Context) -> None:
     raise typer.Exit(run_training(ctx.args))
 
 
+# --- guarded generation and the latent probe ----------------------------------------------------
+
+probe_app = typer.Typer(
+    help="The Latent Variable Defense probe: collect x̂₀, train, evaluate.", no_args_is_help=True
+)
+app.add_typer(probe_app, name="probe")
+DeviceOption = Annotated[
+    str, typer.Option(help="auto (a CUDA GPU when present), cpu, cuda or cuda:N.")
+]
+PipelineOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A diffusers text-to-video pipeline: a local directory or a hub id already in the "
+        "local Hugging Face cache (nothing is downloaded).",
+    ),
+]
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="The text prompt.")],
+    model: PipelineOption,
+    guarded: Annotated[
+        bool,
+        typer.Option(
+            "--guarded/--plain",
+            help="Guard with the prompt check, the latent probe (stops unsafe sampling early) "
+            "and, when the policy asks, the output frame check. --plain generates unguarded.",
+        ),
+    ] = False,
+    policy: PolicyOption = "default",
+    probe: Annotated[
+        str | None,
+        typer.Option(help="Probe directory or builtin:<name> (default: generation.probe)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Video to write (.mp4, .webm, .mkv, .mov, .gif).")
+    ] = Path("vgate-video.mp4"),
+    steps: Annotated[int, typer.Option(help="Sampling steps.")] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: DeviceOption = "auto",
+    frames: Annotated[
+        int | None, typer.Option(help="Frames to generate (default: the pipeline's).")
+    ] = None,
+    height: Annotated[int | None, typer.Option(help="Height in pixels.")] = None,
+    width: Annotated[int | None, typer.Option(help="Width in pixels.")] = None,
+    fps: Annotated[float, typer.Option(help="Frame rate of the written video.")] = 8.0,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="Report format: table, json, jsonl or sarif.")
+    ] = "table",
+    report: Annotated[
+        Path | None, typer.Option(help="Write the report here (default stdout).")
+    ] = None,
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 when the verdict is at or above: block, warn, or never.")
+    ] = "block",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+) -> None:
+    """Generate a video from a prompt. With --guarded, unsafe prompts are stopped before the
+    model runs or after a few sampling steps, and no video is written. Exit 0: written; 1:
+    blocked (at or above --fail-on); 2: usage or input error."""
+    from vgate.lvd.generate import GenerateOptions, generate_command
+
+    options = GenerateOptions(
+        prompt=prompt,
+        model=model,
+        guarded=guarded,
+        policy=policy,
+        probe=probe,
+        out=out,
+        steps=steps,
+        seed=seed,
+        device=device,
+        num_frames=frames,
+        height=height,
+        width=width,
+        fps=fps,
+        output_format=output_format,
+        report=report,
+        fail_on=fail_on,
+        quiet=quiet,
+    )
+    raise typer.Exit(generate_command(options))
+
+
+@probe_app.command("collect")
+def probe_collect(
+    model: PipelineOption,
+    prompts: Annotated[Path, typer.Option(help="Labelled CSV: id,text,label.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Collection directory (resumable).")],
+    steps: Annotated[
+        str, typer.Option(help="Sampling steps to store x̂₀ at: 1,2,3,5,10 or 1-20.")
+    ] = "1,2,3,5,10",
+    num_inference_steps: Annotated[
+        int, typer.Option("--schedule", help="Sampling steps of the whole schedule.")
+    ] = 50,
+    frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
+    height: Annotated[int | None, typer.Option(help="Height in pixels.")] = None,
+    width: Annotated[int | None, typer.Option(help="Width in pixels.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the first prompt (then +1 per row).")] = 0,
+    device: DeviceOption = "auto",
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Run the pipeline on labelled prompts and store x̂₀ at the chosen steps (compressed npz
+    shards). Sampling stops after the last chosen step. Rerun to resume."""
+    from vgate.lvd.collect import collect_latents, parse_steps
+
+    summary = collect_latents(
+        model,
+        prompts,
+        parse_steps(steps),
+        out,
+        num_inference_steps=num_inference_steps,
+        num_frames=frames,
+        height=height,
+        width=width,
+        seed=seed,
+        device=device,
+        limit=limit,
+        progress=progress,
+    )
+    typer.echo(
+        f"vgate: collected {summary.collected} prompts ({summary.skipped} already stored) in "
+        f"{summary.seconds:.1f} s, {summary.denoiser_calls} denoiser calls -> {summary.out}",
+        err=True,
+    )
+
+
 def main() -> None:
     """Console entry point: user errors print one line and exit 2, never a traceback."""
     try:

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +84,9 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     suppressed_by: str | None = None
     """``inline``, ``allow-list`` or ``baseline`` when a hit was waived; decision is then allow."""
+    properties: dict[str, Any] = field(default_factory=dict)
+    """Extra facts for JSON and SARIF (e.g. the step a guarded generation stopped at, or the
+    time range of a video finding); JSON-serialisable values only."""
 
     @property
     def fingerprint(self) -> str:

@@ -104,6 +104,7 @@ def verdict_item(verdict: Verdict, text_limit: int = JSON_TEXT_LIMIT) -> dict[st
         "notes": list(verdict.notes),
         "language": language_of(verdict.notes),
         "suppressed_by": verdict.suppressed_by,
+        **({"properties": verdict.properties} if verdict.properties else {}),
     }
 
 

@@ -207,6 +207,7 @@ class SarifReporter:
                 },
                 "reasons": list(verdict.reasons),
                 "notes": list(verdict.notes),
+                **verdict.properties,
             },
         }
         if verdict.suppressed_by:
