@@ -127,6 +127,7 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
     prompt_scores = np.zeros(len(CATEGORY_IDS), np.float32)
     prompt_verdict: Verdict | None = None
     if o.guarded:
+        probe_ref = resolve_probe(o, policy)  # a configuration error fails before any work
         gate = Gate(policy)
         prompt_verdict = gate.judge([record])[0]
         prompt_scores = prompt_verdict.scores
@@ -135,20 +136,22 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
             return Outcome("prompt", prompt_verdict, None, 0, 0, time.perf_counter() - started)
 
     from vgate.lvd.capture import run_pipeline
-    from vgate.lvd.pipelines import latent_channels, load_pipeline, pipeline_family
+    from vgate.lvd.pipelines import latent_channels, load_pipeline, pipeline_family, resolve_device
 
     state: GuardState | None = None
     on_x0 = None
     check_steps = None
-    pipe = load_pipeline(o.model, device=o.device)
-    if o.guarded:
+    device = resolve_device(o.device)
+    if o.guarded:  # cheap checks before the (slow) pipeline load
         from vgate.lvd.runtime import ProbeRuntime
 
-        on_gpu = str(getattr(pipe, "device", "cpu")).startswith("cuda")
-        probe = ProbeRuntime(resolve_probe(o, policy), device="auto" if on_gpu else "cpu")
-        probe.check_compatible(latent_channels(pipe), pipeline_family(pipe))
         rule = GuardRule.from_policy(policy)
         rule.check_schedule(o.steps)
+        probe_device = "auto" if device.startswith("cuda") else "cpu"
+        probe = ProbeRuntime(probe_ref, device=probe_device)
+    pipe = load_pipeline(o.model, device=device)
+    if o.guarded:
+        probe.check_compatible(latent_channels(pipe), pipeline_family(pipe))
         state = GuardState(rule)
         check_steps = rule.check_steps
         stop_on_block = policy.generation.on_block == "stop"
