@@ -56,8 +56,8 @@ def scan(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Prompt files (.txt, .csv, .jsonl), directories (searched recursively) or - "
-            "for stdin.",
+            help="Prompt files (.txt, .csv, .jsonl), video files (.mp4, .webm, .mov, .mkv, "
+            ".gif, ...), directories (searched recursively) or - for stdin.",
             show_default=False,
         ),
     ] = None,
@@ -131,9 +131,42 @@ def scan(
             show_default=False,
         ),
     ] = None,
+    frames: Annotated[
+        int | None,
+        typer.Option(
+            "--frames",
+            help="Videos: sample this many frames, evenly spaced (default: the policy's, 16).",
+            show_default=False,
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            "--fps", help="Videos: sample this many frames per second instead.", show_default=False
+        ),
+    ] = None,
+    frame_model: Annotated[
+        str | None,
+        typer.Option(
+            "--frame-model",
+            help="Videos: an ONNX frame classifier (with --labels), or 'nudenet' if you "
+            "installed it (AGPL-3.0; not a vgate dependency).",
+            show_default=False,
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="Videos: YAML mapping the frame model's outputs to categories, with its input "
+            "size, layout and normalisation.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Scan prompts and report unsafe ones. Exit 0: nothing at or above --fail-on; 1: findings;
-    2: usage or input error (other inputs are still scanned and reported)."""
+    """Scan prompts and videos and report unsafe ones. Exit 0: nothing at or above --fail-on;
+    1: findings; 2: usage error, an unreadable prompt input, or no video could be scanned
+    (other inputs are still scanned and reported)."""
     from vgate.commands.scan import ScanOptions, scan_command
 
     options = ScanOptions(
@@ -155,6 +188,10 @@ def scan(
         engine=engine,
         ray_address=ray_address,
         ray_workers=ray_workers,
+        frames=frames,
+        fps=fps,
+        frame_model=frame_model,
+        labels=labels,
     )
     raise typer.Exit(scan_command(options))
 

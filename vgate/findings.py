@@ -36,6 +36,24 @@ def fingerprint(text: str) -> str:
 
 
 @dataclass
+class MediaRef:
+    """Where in a video a record comes from: its frames, a metadata field or a subtitle cue."""
+
+    part: str
+    """``frames``, ``subtitle`` or ``metadata:<key>`` (``metadata:title``)."""
+    start_s: float | None = None
+    """Start of the time range in seconds (frames: first flagged sampled frame)."""
+    end_s: float | None = None
+    """End of the time range in seconds (frames: end of the last flagged sampled frame)."""
+    stream: int | None = None
+    """Index of the subtitle stream in the container."""
+    frames: int | None = None
+    """Frames: how many frames were sampled and scored."""
+    duration_s: float | None = None
+    """Frames: the video's duration in seconds."""
+
+
+@dataclass
 class Record:
     """One prompt to scan and where it came from (``line`` is 1-based, 0 when not applicable)."""
 
@@ -45,15 +63,28 @@ class Record:
     truncated: bool = False
     suppressed: bool = False
     """The input carries an inline ``# vgate: allow`` comment."""
+    media: MediaRef | None = None
+    """Set for records that come from a video file."""
+    key: str | None = None
+    """Fingerprinted instead of ``text`` when set (a video's frames: its content hash)."""
+
+
+INPUT_ERROR = "input"
+VIDEO_ERROR = "video"
 
 
 @dataclass
 class InputIssue:
-    """A file or line that could not be read; reported, and the scan goes on."""
+    """A file or line that could not be read; reported, and the scan goes on.
+
+    ``kind`` is ``input`` (a prompt input: the scan exits 2, failing closed) or ``video`` (a
+    video that could not be scanned, or only in part: exit 2 only when nothing was scanned).
+    """
 
     source: str
     message: str
     line: int | None = None
+    kind: str = INPUT_ERROR
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
@@ -68,6 +99,12 @@ class CategoryHit:
     score: float
     threshold: float
     action: str
+    start_s: float | None = None
+    """Video frames: start of the flagged frames (seconds)."""
+    end_s: float | None = None
+    """Video frames: end of the flagged frames (seconds)."""
+    frames: int | None = None
+    """Video frames: how many sampled frames reached the threshold."""
 
 
 @dataclass
@@ -90,6 +127,8 @@ class Verdict:
 
     @property
     def fingerprint(self) -> str:
+        if self.record.key is not None:
+            return self.record.key
         return fingerprint(self.record.text)
 
     @property
@@ -117,14 +156,27 @@ class ScanSummary:
     """The first ``MAX_KEPT_ERRORS`` input errors."""
     errors_not_kept: int = 0
     seconds: float = 0.0
+    videos: int = 0
+    """Video files opened and scanned (in full or in part)."""
+    video_errors: int = 0
+    """Input errors of kind ``video`` (kept or not)."""
+    notes: list[str] = field(default_factory=list)
+    """Run-level remarks for the reports (e.g. no frame detector configured)."""
 
     @property
     def error_count(self) -> int:
         """All input errors, kept or not."""
         return len(self.errors) + self.errors_not_kept
 
+    @property
+    def failing_errors(self) -> int:
+        """Input errors that make the scan exit 2 on their own (all but video errors)."""
+        return self.error_count - self.video_errors
+
     def add_error(self, issue: InputIssue) -> bool:
         """Count an input error; keep it (and return True) while fewer than the cap are kept."""
+        if issue.kind == VIDEO_ERROR:
+            self.video_errors += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
             self.errors.append(issue)
             return True

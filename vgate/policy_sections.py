@@ -43,7 +43,7 @@ VIDEO_KEYS = {
     "aggregate": "max (any frame) or vote (a fraction of sampled frames)",
     "vote_fraction": "with aggregate: vote, the fraction of frames that must hit",
     "thresholds": "frame-detector thresholds per category, numbers from 0 to 1",
-    "frame_model": "a path to an ONNX frame classifier",
+    "frame_model": "a path to an ONNX frame classifier, or nudenet (if installed)",
     "labels": "a path to the YAML that maps the frame model's outputs to categories",
     "text": "true to scan titles, descriptions, comments and subtitles with the prompt detectors",
 }

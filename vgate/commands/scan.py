@@ -10,16 +10,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from vgate.errors import VgateError
 from vgate.findings import InputIssue, ScanMeta, ScanSummary
 from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import count_lines, iter_inputs, text_records
+from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
+from vgate.inputs.video import MAX_SAMPLES, is_video
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code, run_scan
+
+if TYPE_CHECKING:
+    from vgate.video_scan import VideoScanner
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -47,6 +51,14 @@ class ScanOptions:
     """``local`` (this process) or ``ray`` (Ray Data; see ``vgate.commands.scan_ray``)."""
     ray_address: str | None = None
     ray_workers: int | None = None
+    frames: int | None = None
+    """``--frames``: sample this many frames per video (overrides the policy)."""
+    fps: float | None = None
+    """``--fps``: sample this many frames per second of video (overrides the policy)."""
+    frame_model: str | None = None
+    """``--frame-model``: an ONNX frame classifier (or ``nudenet``)."""
+    labels: str | None = None
+    """``--labels``: the YAML mapping the frame model's outputs to categories."""
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -59,7 +71,17 @@ def _validate(o: ScanOptions) -> None:
     _check_choice("--fail-on", o.fail_on, FAIL_ON)
     _check_choice("--input-format", o.input_format, INPUT_FORMATS)
     if not o.paths and not o.texts:
-        raise VgateError("nothing to scan: give prompt files, directories, - for stdin, or --text")
+        raise VgateError(
+            "nothing to scan: give prompt or video files, directories, - for stdin, or --text"
+        )
+    if o.frames is not None and o.fps is not None:
+        raise VgateError("give --frames or --fps, not both")
+    if o.frames is not None and not 1 <= o.frames <= MAX_SAMPLES:
+        raise VgateError(f"--frames must be from 1 to {MAX_SAMPLES:,}, got {o.frames}")
+    if o.fps is not None and not 0.001 <= o.fps <= 1000:
+        raise VgateError(f"--fps must be from 0.001 to 1000, got {o.fps:g}")
+    if o.labels is not None and o.frame_model is None:
+        raise VgateError("--labels needs --frame-model")
 
 
 @contextlib.contextmanager
@@ -116,14 +138,36 @@ class LogProgress:
         print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
+def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
+    """The video scanner with its frame detector loaded (a broken model fails here, before any
+    report), or None when no input is a video and no frame model was asked for."""
+    has_video = any(
+        not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
+        for item in expand_paths(o.paths)
+    )
+    if not has_video and o.frame_model is None:
+        return None
+    from vgate.video_scan import FrameChecker, VideoScanner
+
+    checker = FrameChecker(
+        gate.policy, frames=o.frames, fps=o.fps, frame_model=o.frame_model, labels=o.labels
+    )
+    scanner = VideoScanner(checker)
+    scanner.warm_up()
+    return scanner
+
+
 def _print_issue(issue: InputIssue) -> None:
     print(f"vgate: error: {issue}", file=sys.stderr)
 
 
 def summary_line(summary: ScanSummary) -> str:
     """One line for stderr: counts and time."""
+    noun = "prompts"
+    if summary.videos or summary.video_errors:
+        noun = f"items ({summary.videos:,} video{'' if summary.videos == 1 else 's'})"
     return (
-        f"vgate: scanned {summary.scanned:,} prompts: {summary.blocked:,} blocked, "
+        f"vgate: scanned {summary.scanned:,} {noun}: {summary.blocked:,} blocked, "
         f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
         f"{summary.error_count:,} input errors in {summary.seconds:.2f} s"
     )
@@ -143,9 +187,11 @@ def scan_command(o: ScanOptions) -> int:
 
         known = load_baseline(o.baseline)
     gate.warm_up()
+    videos = _video_scanner(o, gate)
+    frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
         policy=o.policy,
-        detectors=list(gate.detector_names),
+        detectors=[*gate.detector_names, *([frame_detector.name] if frame_detector else [])],
         command_line=["vgate", *(printable(arg) for arg in sys.argv[1:])],
         start_time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         fail_on=o.fail_on,
@@ -159,8 +205,16 @@ def scan_command(o: ScanOptions) -> int:
         reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
         reporter.start(meta)
         summary = run_scan(
-            items, gate, reporter, baseline=known, on_issue=_print_issue, on_progress=on_progress
+            items,
+            gate,
+            reporter,
+            baseline=known,
+            on_issue=_print_issue,
+            on_progress=on_progress,
+            videos=videos,
         )
+    for note in summary.notes:
+        print(f"vgate: warning: {note}", file=sys.stderr)
     if summary.error_count > len(summary.errors):
         hidden = summary.error_count - len(summary.errors)
         print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)

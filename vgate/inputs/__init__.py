@@ -1,4 +1,5 @@
-"""Turn the paths on the command line into a stream of prompt records and input issues."""
+"""Turn the paths on the command line into a stream of prompt records, video files to scan
+and input issues."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from vgate.inputs.prompts import (
     read_jsonl,
     read_txt,
 )
+from vgate.inputs.video import VIDEO_EXTENSIONS, VideoItem, is_video
 
 FORMATS = ("auto", "txt", "csv", "jsonl")
 PROMPT_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 STDIN = "-"
+InputItem = ReadItem | VideoItem
+"""What ``iter_inputs`` yields: a prompt record, an input issue or a video file to scan."""
 
 
 def format_for(path: Path, requested: str) -> str:
@@ -49,7 +53,8 @@ def files_under(
 def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | InputIssue]:
     """Yield ``(display name, path)`` per file to read (``path`` None for stdin).
 
-    Directories are walked recursively in sorted order for prompt files; hidden entries skipped.
+    Directories are walked recursively in sorted order for prompt and video files; hidden
+    entries are skipped.
     Display names spell out bytes of a file name that are not UTF-8 (see ``printable``).
     """
     for arg in paths:
@@ -58,10 +63,13 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | Inp
             continue
         path = Path(arg)
         if path.is_dir():
-            found = files_under(path, PROMPT_EXTENSIONS)
+            found = files_under(path, (*PROMPT_EXTENSIONS, *VIDEO_EXTENSIONS))
             if not found:
                 exts = ", ".join(PROMPT_EXTENSIONS)
-                yield InputIssue(printable(arg), f"directory has no prompt files ({exts})")
+                videos = ", ".join(VIDEO_EXTENSIONS)
+                yield InputIssue(
+                    printable(arg), f"directory has no prompt files ({exts}) or videos ({videos})"
+                )
             for p in found:
                 yield printable(str(p)), p
         elif path.exists():
@@ -92,8 +100,12 @@ def iter_inputs(
     input_format: str = "auto",
     column: str | None = None,
     field: str | None = None,
-) -> Iterator[ReadItem]:
-    """All records from all paths, in order; unreadable files and lines become issues."""
+) -> Iterator[InputItem]:
+    """All records from all paths, in order; unreadable files and lines become issues.
+
+    Files with a video extension (``VIDEO_EXTENSIONS``) are yielded as ``VideoItem`` whatever
+    ``input_format`` says: the scan decodes them (``vgate.video_scan``).
+    """
     for item in expand_paths(paths):
         if isinstance(item, InputIssue):
             yield item
@@ -102,6 +114,9 @@ def iter_inputs(
         if path is None:
             fmt = "txt" if input_format == "auto" else input_format
             yield from read_stream(sys.stdin.buffer, "<stdin>", fmt, column, field)
+            continue
+        if is_video(path):
+            yield VideoItem(name, path)
             continue
         try:
             raw = path.open("rb")
@@ -131,6 +146,8 @@ def count_lines(paths: Sequence[str]) -> int | None:
             continue
         if item[1] is None:
             return None
+        if is_video(item[1]):
+            continue
         try:
             with item[1].open("rb") as raw:
                 total += sum(

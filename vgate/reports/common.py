@@ -10,7 +10,16 @@ import numpy as np
 
 from vgate import __version__
 from vgate.categories import CATEGORY_IDS
-from vgate.findings import InputIssue, ScanMeta, ScanSummary, Verdict
+from vgate.findings import (
+    VIDEO_ERROR,
+    CategoryHit,
+    InputIssue,
+    MediaRef,
+    Record,
+    ScanMeta,
+    ScanSummary,
+    Verdict,
+)
 
 TOOL = {"name": "vgate", "version": __version__}
 """``tool`` object of the JSON and JSONL reports; the baseline loader recognises it."""
@@ -65,6 +74,57 @@ def location(source: str, line: int | None) -> str:
     return f"{source}:{line}" if line and line >= 1 else source
 
 
+def seconds(value: float | None) -> float | None:
+    """A time in seconds rounded to milliseconds (None stays None)."""
+    return None if value is None else round(float(value), 3)
+
+
+def span(media: MediaRef) -> str:
+    """``1.50-2.50 s`` for a time range, else empty."""
+    if media.start_s is None:
+        return ""
+    end = media.end_s if media.end_s is not None else media.start_s
+    return f"{media.start_s:.2f}-{end:.2f} s"
+
+
+def record_location(record: Record) -> str:
+    """``file:line`` for prompts; ``clip.mp4 [frames 1.50-2.50 s]``, ``clip.mp4 [subtitle
+    2.00-3.50 s]`` or ``clip.mp4 [metadata:title]`` for parts of a video."""
+    media = record.media
+    if media is None:
+        return location(record.source, record.line)
+    when = span(media)
+    return f"{record.source} [{media.part}{' ' + when if when else ''}]"
+
+
+def media_item(media: MediaRef) -> dict[str, Any]:
+    """The JSON object of where in a video a record comes from."""
+    item: dict[str, Any] = {
+        "part": media.part,
+        "start_s": seconds(media.start_s),
+        "end_s": seconds(media.end_s),
+    }
+    if media.stream is not None:
+        item["stream"] = media.stream
+    if media.frames is not None:
+        item["sampled_frames"] = media.frames
+        item["duration_s"] = seconds(media.duration_s)
+    return item
+
+
+def hit_item(hit: CategoryHit) -> dict[str, Any]:
+    """The JSON object of one category hit (video frames: with its time range)."""
+    item: dict[str, Any] = {
+        "category": hit.category,
+        "score": number(hit.score),
+        "threshold": number(hit.threshold),
+        "action": hit.action,
+    }
+    if hit.start_s is not None:
+        item.update(start_s=seconds(hit.start_s), end_s=seconds(hit.end_s), frames=hit.frames)
+    return item
+
+
 def language_of(notes: list[str]) -> str | None:
     """The first word of a ``language: xx ...`` (or ``language=xx``) note, if there is one."""
     for note in notes:
@@ -78,8 +138,8 @@ def verdict_item(verdict: Verdict, text_limit: int = JSON_TEXT_LIMIT) -> dict[st
     """The JSON object of one scanned prompt, shared by the JSON and JSONL reports."""
     record = verdict.record
     text, shortened = shorten(record.text, text_limit)
-    return {
-        "location": location(record.source, record.line),
+    item: dict[str, Any] = {
+        "location": record_location(record),
         "source": record.source,
         "line": record.line if record.line >= 1 else None,
         "text": text,
@@ -91,26 +151,25 @@ def verdict_item(verdict: Verdict, text_limit: int = JSON_TEXT_LIMIT) -> dict[st
         "detector_scores": {
             name: score_map(scores) for name, scores in verdict.detector_scores.items()
         },
-        "hits": [
-            {
-                "category": hit.category,
-                "score": number(hit.score),
-                "threshold": number(hit.threshold),
-                "action": hit.action,
-            }
-            for hit in verdict.hits
-        ],
+        "hits": [hit_item(hit) for hit in verdict.hits],
         "reasons": list(verdict.reasons),
         "notes": list(verdict.notes),
         "language": language_of(verdict.notes),
         "suppressed_by": verdict.suppressed_by,
         **({"properties": verdict.properties} if verdict.properties else {}),
     }
+    if record.media is not None:
+        item["video"] = media_item(record.media)
+    return item
 
 
 def issue_item(issue: InputIssue) -> dict[str, Any]:
-    """The JSON object of one input error."""
-    return {"source": issue.source, "line": issue.line, "message": issue.message}
+    """The JSON object of one input error (``kind: video`` for a video that could not be
+    scanned, or only in part)."""
+    item: dict[str, Any] = {"source": issue.source, "line": issue.line, "message": issue.message}
+    if issue.kind == VIDEO_ERROR:
+        item["kind"] = VIDEO_ERROR
+    return item
 
 
 def summary_item(summary: ScanSummary) -> dict[str, Any]:
@@ -124,6 +183,9 @@ def summary_item(summary: ScanSummary) -> dict[str, Any]:
         "errors": [issue_item(issue) for issue in summary.errors],
         "error_count": summary.error_count,
         "seconds": round(float(summary.seconds), 3) if math.isfinite(summary.seconds) else None,
+        "videos": summary.videos,
+        "video_errors": summary.video_errors,
+        "notes": list(summary.notes),
     }
 
 

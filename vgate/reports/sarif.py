@@ -22,8 +22,18 @@ from urllib.parse import quote
 
 from vgate import __version__
 from vgate.categories import CATEGORIES, CATEGORY_INDEX, Category
-from vgate.findings import BLOCK, WARN, CategoryHit, InputIssue, ScanMeta, ScanSummary, Verdict
-from vgate.reports.common import number, one_line, score_map, summary_item
+from vgate.findings import (
+    BLOCK,
+    VIDEO_ERROR,
+    WARN,
+    CategoryHit,
+    InputIssue,
+    MediaRef,
+    ScanMeta,
+    ScanSummary,
+    Verdict,
+)
+from vgate.reports.common import number, one_line, score_map, seconds, span, summary_item
 from vgate.reports.json_report import dumps
 
 SARIF_SCHEMA = (
@@ -183,11 +193,14 @@ class SarifReporter:
     ) -> dict[str, Any]:
         record = verdict.record
         title = CATEGORIES[CATEGORY_INDEX[category]].title
-        prompt = one_line(record.text, MESSAGE_PROMPT_WIDTH)
-        message = (
-            f"{title} ({category}): score {float(hit.score):.2f} >= threshold "
-            f'{float(hit.threshold):.2f}, action {hit.action}. Prompt: "{prompt}"'
-        )
+        if record.media is not None:
+            message = _video_message(verdict, hit, title)
+        else:
+            prompt = one_line(record.text, MESSAGE_PROMPT_WIDTH)
+            message = (
+                f"{title} ({category}): score {float(hit.score):.2f} >= threshold "
+                f'{float(hit.threshold):.2f}, action {hit.action}. Prompt: "{prompt}"'
+            )
         result: dict[str, Any] = {
             "ruleId": f"vgate/{category}",
             "ruleIndex": CATEGORY_INDEX[category],
@@ -210,6 +223,8 @@ class SarifReporter:
                 **verdict.properties,
             },
         }
+        if record.media is not None:
+            result["properties"].update(_video_properties(record.media, hit))
         if verdict.suppressed_by:
             kind = "inSource" if verdict.suppressed_by == "inline" else "external"
             result["suppressions"] = [
@@ -227,6 +242,10 @@ class SarifReporter:
         working_directory = meta.working_directory if meta else "."
         results = sorted(self._kept["error"] + self._kept["warning"], key=lambda item: item[0])
         notifications = [_notification(issue, working_directory) for issue in summary.errors]
+        notifications.extend(
+            {"level": "warning", "message": {"text": note}, "descriptor": {"id": "vgate/note"}}
+            for note in summary.notes
+        )
         if self._omitted:
             notifications.append(
                 {
@@ -278,11 +297,50 @@ class SarifReporter:
         return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
+def _video_message(verdict: Verdict, hit: CategoryHit, title: str) -> str:
+    """The message of a result on a video: which part, when, and the score."""
+    media = verdict.record.media
+    assert media is not None
+    score = f"score {float(hit.score):.2f} >= threshold {float(hit.threshold):.2f}"
+    if media.part == "frames":
+        when = (
+            f" at {hit.start_s:.2f}-{hit.end_s:.2f} s"
+            if hit.start_s is not None and hit.end_s is not None
+            else ""
+        )
+        count = f" in {hit.frames} of {media.frames} sampled frames" if hit.frames else ""
+        action = f"action {hit.action}"
+        return f"{title} ({hit.category}) in video frames{when}: {score}{count}, {action}."
+    text = one_line(verdict.record.text, MESSAGE_PROMPT_WIDTH)
+    where = f"{media.part} {span(media)}".strip()
+    action = f"action {hit.action}"
+    return f'{title} ({hit.category}) in video {where}: {score}, {action}. Text: "{text}"'
+
+
+def _video_properties(media: MediaRef, hit: CategoryHit) -> dict[str, Any]:
+    """Where in the video a result is: the part and start/end seconds (no SARIF region)."""
+    start = hit.start_s if hit.start_s is not None else media.start_s
+    end = hit.end_s if hit.end_s is not None else media.end_s
+    properties: dict[str, Any] = {
+        "videoPart": media.part,
+        "startSeconds": seconds(start),
+        "endSeconds": seconds(end),
+    }
+    if media.frames is not None:
+        properties["sampledFrames"] = media.frames
+        properties["flaggedFrames"] = hit.frames
+        properties["durationSeconds"] = seconds(media.duration_s)
+    if media.stream is not None:
+        properties["stream"] = media.stream
+    return properties
+
+
 def _notification(issue: InputIssue, working_directory: str) -> dict[str, Any]:
+    video = issue.kind == VIDEO_ERROR
     notification: dict[str, Any] = {
         "level": "error",
         "message": {"text": str(issue)},
-        "descriptor": {"id": "vgate/input-error"},
+        "descriptor": {"id": "vgate/video-error" if video else "vgate/input-error"},
     }
     if issue.source:
         notification["locations"] = [physical_location(issue.source, issue.line, working_directory)]

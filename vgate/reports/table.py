@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vgate.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
-from vgate.reports.common import encodable, location, one_line
+from vgate.reports.common import encodable, one_line, record_location
 
 PROMPT_WIDTH = 50
 """Prompts are collapsed to one line and shortened to this many characters."""
@@ -71,7 +71,7 @@ class TableReporter:
         decision = verdict.decision.upper() if verdict.flagged else verdict.decision
         if verdict.suppressed_by:
             decision = f"{decision} ({verdict.suppressed_by})"
-        where = encodable(location(record.source, record.line))
+        where = encodable(record_location(record))
         prompt = encodable(one_line(record.text, PROMPT_WIDTH))
         self._rows.append((where, categories, decision, prompt))
 
@@ -96,6 +96,8 @@ class TableReporter:
             if summary.error_count > len(summary.errors):
                 hidden = summary.error_count - len(summary.errors)
                 out.print(Text(f"  ... {hidden} more input errors not shown"))
+        for note in summary.notes:
+            out.print(Text(f"Note: {encodable(note)}", style="yellow"))
         out.print(Text(summary_line(summary), style="bold"))
         out.file.flush()
 
@@ -103,6 +105,8 @@ class TableReporter:
 def summary_line(summary: ScanSummary) -> str:
     """``Scanned N prompts: B blocked, W warned, S suppressed, E errors in T s``."""
     noun = "prompt" if summary.scanned == 1 else "prompts"
+    if summary.videos or summary.video_errors:
+        noun = f"items ({summary.videos} video{'' if summary.videos == 1 else 's'})"
     return (
         f"Scanned {summary.scanned} {noun}: {summary.blocked} blocked, {summary.warned} warned, "
         f"{summary.suppressed} suppressed, {summary.error_count} errors in {summary.seconds:.2f} s"
