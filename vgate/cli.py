@@ -319,6 +319,14 @@ def generate(
         str, typer.Option(help="Exit 1 when the verdict is at or above: block, warn, or never.")
     ] = "block",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+    frame_model: Annotated[
+        str | None,
+        typer.Option(help="Output gate: ONNX frame classifier (default: video.frame_model)."),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="Output gate: labels YAML of the frame model (default: video.labels)."),
+    ] = None,
 ) -> None:
     """Generate a video from a prompt. With --guarded, unsafe prompts are stopped before the
     model runs or after a few sampling steps, and no video is written. Exit 0: written; 1:
@@ -343,6 +351,8 @@ def generate(
         report=report,
         fail_on=fail_on,
         quiet=quiet,
+        frame_model=frame_model,
+        labels=labels,
     )
     raise typer.Exit(generate_command(options))
 
@@ -392,6 +402,83 @@ def probe_collect(
         f"{summary.seconds:.1f} s, {summary.denoiser_calls} denoiser calls -> {summary.out}",
         err=True,
     )
+
+
+CollectionArgument = Annotated[
+    Path, typer.Argument(help="A directory written by 'vgate probe collect'.")
+]
+
+
+@probe_app.command("train")
+def probe_train(
+    collection: CollectionArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Probe directory to write.")],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="shared (one probe, timestep as input), per-step (one per step) or auto "
+            "(train both, keep the better validation F1)."
+        ),
+    ] = "auto",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed (split, init, batches).")] = 0,
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of prompts held out for validation.")
+    ] = 0.2,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 3e-3,
+    width: Annotated[int, typer.Option(help="Channels of the probe's conv layers.")] = 32,
+    device: DeviceOption = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads (default: torch's).")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Train the latent probe on a collection, print per-step validation metrics and write
+    probe.onnx, probe.json and CARD.md (needs the 'generate' extra)."""
+    from vgate.lvd.train import run_train
+
+    run_train(
+        collection,
+        out,
+        mode=mode,
+        epochs=epochs,
+        seed=seed,
+        val_fraction=val_fraction,
+        batch_size=batch_size,
+        lr=lr,
+        width=width,
+        device=device,
+        threads=threads,
+        progress=progress,
+    )
+
+
+@probe_app.command("eval")
+def probe_eval(
+    collection: CollectionArgument,
+    probe: Annotated[str, typer.Option(help="Probe directory or builtin:<name>.")],
+    policy: PolicyOption = "default",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the metrics as JSON here.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the accuracy-per-step plot (PNG) here.")
+    ] = None,
+    split: Annotated[
+        str,
+        typer.Option(help="all, or validation (only the probe's held-out prompts)."),
+    ] = "all",
+    device: DeviceOption = "auto",
+) -> None:
+    """Per-step accuracy of the probe and the compute the policy's stop rule saves on unsafe
+    prompts (steps run with and without the defense), single-step threshold vs first-η vote."""
+    from vgate.lvd.evaluate import evaluate_probe
+
+    evaluate_probe(collection, probe, policy, output, plot, split=split, device=device)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from vgate.errors import VgateError
 from vgate.evaluate import load_labelled_csv
-from vgate.lvd.shards import Manifest, ShardWriter, stored_ids
+from vgate.lvd.shards import Manifest, ShardWriter, check_resume, stored_ids
 
 
 def parse_steps(spec: str) -> list[int]:
@@ -93,8 +93,19 @@ def collect_latents(
             f"--steps: step {steps[-1]} is beyond the schedule of {num_inference_steps} steps"
         )
     data = load_labelled_csv(prompts)
-    pipe = load_pipeline(model, device=device)
     size = {k: v for k, v in (("height", height), ("width", width)) if v is not None}
+    out = Path(out)
+    check_resume(
+        out,
+        model=model,
+        steps=tuple(steps),
+        num_inference_steps=num_inference_steps,
+        num_frames=num_frames,
+        height=size.get("height", 0),
+        width=size.get("width", 0),
+        seed=seed,
+    )
+    pipe = load_pipeline(model, device=device)
     captured: dict[int, tuple[float, np.ndarray]] = {}
 
     def on_x0(step: int, timestep: float, x0) -> bool:
@@ -102,7 +113,6 @@ def collect_latents(
         return step >= steps[-1]
 
     rows = list(zip(data.ids, data.texts, data.y, strict=True))[:limit]
-    out = Path(out)
     done = stored_ids(out) if out.exists() else set()
     # the seed of a prompt is fixed by its row, so a resumed collection samples the same noise
     todo = [(seed + i, *row) for i, row in enumerate(rows) if row[0] not in done]

@@ -66,6 +66,8 @@ class GenerateOptions:
     report: Path | None = None
     fail_on: str = BLOCK
     quiet: bool = False
+    frame_model: str | None = None
+    labels: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,8 +128,10 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
     record = Record(o.prompt, str(o.out), 0)
     prompt_scores = np.zeros(len(CATEGORY_IDS), np.float32)
     prompt_verdict: Verdict | None = None
+    checker = None
     if o.guarded:
-        probe_ref = resolve_probe(o, policy)  # a configuration error fails before any work
+        probe_ref = resolve_probe(o, policy)  # configuration errors fail before any work
+        checker = _output_checker(o, policy)
         gate = Gate(policy)
         prompt_verdict = gate.judge([record])[0]
         prompt_scores = prompt_verdict.scores
@@ -149,6 +153,7 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
         rule.check_schedule(o.steps)
         probe_device = "auto" if device.startswith("cuda") else "cpu"
         probe = ProbeRuntime(probe_ref, device=probe_device)
+        probe.check_steps(rule.check_steps)
     pipe = load_pipeline(o.model, device=device)
     if o.guarded:
         probe.check_compatible(latent_channels(pipe), pipeline_family(pipe))
@@ -195,8 +200,8 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
             "VAE decode saved"
         )
     video = None
-    if stage is None and run.frames is not None and o.guarded and policy.generation.output_check:
-        verdict, stage = _output_check(verdict, run.frames, o, policy)
+    if stage is None and run.frames is not None and checker is not None:
+        verdict, stage = _output_check(verdict, checker.check(run.frames, o.fps, str(o.out)))
     if stage is None and run.frames is not None:
         from vgate.lvd.video_writer import write_video
 
@@ -208,18 +213,28 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
     )
 
 
-def _output_check(
-    verdict: Verdict, frames: np.ndarray, o: GenerateOptions, policy: Policy
-) -> tuple[Verdict, str | None]:
-    """The output gate: frame detectors on the generated video (see ``vgate scan``)."""
-    from vgate.video_scan import check_frames
+def _output_checker(o: GenerateOptions, policy: Policy) -> Any:
+    """The frame checker of the output gate (loaded now), or None when the policy skips it."""
+    if not policy.generation.output_check:
+        return None
+    from vgate.video_scan import FrameChecker
 
-    frame_verdict = check_frames(frames, o.fps, policy)
+    checker = FrameChecker(policy, frame_model=o.frame_model, labels=o.labels)
+    if checker.detector is None:
+        raise VgateError(
+            "generation.output_check is on but no frame detector is configured: set "
+            "video.frame_model and video.labels in the policy, or pass --frame-model and --labels"
+        )
+    return checker
+
+
+def _output_check(verdict: Verdict, frame_verdict: Verdict) -> tuple[Verdict, str | None]:
+    """The output gate: merge the frame check of the generated video into the verdict."""
     if not frame_verdict.hits:
         return verdict, None
     verdict.hits = verdict.hits + frame_verdict.hits
     verdict.reasons = verdict.reasons + [f"output check: {r}" for r in frame_verdict.reasons]
-    verdict.detector_scores["frames"] = frame_verdict.scores
+    verdict.detector_scores.update(frame_verdict.detector_scores)
     verdict.scores = np.maximum(verdict.scores, frame_verdict.scores)
     verdict.decision = max(
         (h.action for h in verdict.hits), key=ACTION_RANK.__getitem__, default=ALLOW

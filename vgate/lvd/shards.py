@@ -99,6 +99,19 @@ def read_manifest(directory: Path) -> Manifest:
     return manifest
 
 
+def check_resume(directory: Path, **settings: object) -> None:
+    """Refuse to add to a collection made with other settings (fields of :class:`Manifest`)."""
+    if not (Path(directory) / MANIFEST).exists():
+        return
+    existing = read_manifest(directory)
+    differs = [key for key, value in settings.items() if getattr(existing, key) != value]
+    if differs:
+        raise InputError(
+            f"{directory}: holds a collection with other settings ({', '.join(differs)}); "
+            "use a new --out directory or the same settings to resume"
+        )
+
+
 def _shards(directory: Path) -> list[Path]:
     return sorted(Path(directory).glob("shard-*.npz"))
 
