@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import PolicyError
@@ -29,7 +28,7 @@ from vgate.policy_sections import (
     validate_video,
 )
 from vgate.resources import shipped_dir
-from vgate.schema import check_keys, check_str_list, fail, kind
+from vgate.schema import check_keys, check_str_list, fail, kind, read_yaml_file
 from vgate.terms import canonical, terms_regex
 
 DETECTOR_NAMES = ("rules", "model")
@@ -210,25 +209,7 @@ def _load_resolved(ref: str, depth: int, seen: tuple[Path, ...]) -> tuple[dict[s
 
 
 def _read_yaml(path: Path, name: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{name}: policy file not found") from None
-    except IsADirectoryError:
-        raise PolicyError(f"{name}: is a directory, expected a policy YAML file") from None
-    except UnicodeDecodeError:
-        raise PolicyError(f"{name}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise PolicyError(f"{name}: cannot read policy file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise PolicyError(f"{name}: not valid YAML{where}: {problem}") from None
-    if data is None:
-        raise PolicyError(f"{name}: policy file is empty")
+    data = read_yaml_file(path, name, "policy")
     if not isinstance(data, dict):
         raise PolicyError(f"{name}: expected a mapping at the top level, got {kind(data)}")
     return data

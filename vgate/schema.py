@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from vgate.errors import PolicyError
 
@@ -78,3 +81,28 @@ def check_bool(name: str, key: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise fail(name, key, f"expected true or false, got {value!r}")
     return value
+
+
+def read_yaml_file(path: Path, name: str, what: str) -> Any:
+    """Parse the YAML file ``path`` (a ``what``: "policy", "labels"); any problem is a one-line
+    PolicyError naming ``name``. An empty file is an error too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{name}: {what} file not found") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{name}: is a directory, expected a {what} YAML file") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{name}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise PolicyError(f"{name}: cannot read {what} file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise PolicyError(f"{name}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise PolicyError(f"{name}: {what} file is empty")
+    return data

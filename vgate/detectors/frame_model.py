@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
 from vgate.detectors.frames import resize_frames
-from vgate.errors import ModelError, PolicyError
+from vgate.errors import ModelError
 from vgate.schema import (
     check_choice,
     check_keys,
@@ -40,6 +39,7 @@ from vgate.schema import (
     check_string,
     fail,
     kind,
+    read_yaml_file,
 )
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -183,24 +183,7 @@ def parse_labels(data: object, name: str) -> LabelsSpec:
 def load_labels(path: str | Path) -> LabelsSpec:
     """Read and validate a labels YAML file."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{name}: labels file not found") from None
-    except IsADirectoryError:
-        raise PolicyError(f"{name}: is a directory, expected a labels YAML file") from None
-    except UnicodeDecodeError:
-        raise PolicyError(f"{name}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise PolicyError(f"{name}: cannot read labels file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise PolicyError(f"{name}: not valid YAML{where}") from None
-    if data is None:
-        raise PolicyError(f"{name}: labels file is empty")
+    data = read_yaml_file(Path(path), name, "labels")
     return parse_labels(data, name)
 
 
