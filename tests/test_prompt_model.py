@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from vgate.categories import CATEGORY_INDEX
-from vgate.detectors.prompt_model import PromptModelDetector, resolve_model_dir
+from vgate.detectors.base import Detection
+from vgate.detectors.prompt_model import CascadeDetector, PromptModelDetector, resolve_model_dir
 from vgate.errors import ModelError
 from vgate.resources import shipped_dir
 
@@ -158,3 +159,82 @@ def test_scan_path_does_not_import_torch() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- the static-embedding model and the cascade ----------------------------------------------
+
+
+def test_static_builtin_loads_scores_and_is_batch_independent() -> None:
+    static_dir = shipped_dir("models") / "prompt-static"
+    assert resolve_model_dir("builtin:prompt-static") == static_dir
+    sizes = [p.stat().st_size for p in static_dir.iterdir() if p.is_file()]
+    assert sum(sizes) < 50e6
+    det = PromptModelDetector("builtin:prompt-static")
+    assert det.config["kind"] == "static"
+    texts = [*SAFE, *UNSAFE.values(), "", "x " * 300]
+    scores = det.detect(texts).scores
+    assert scores.shape == (len(texts), 5) and np.isfinite(scores).all()
+    alone = np.concatenate([det.detect([t]).scores for t in texts])
+    np.testing.assert_allclose(scores, alone, atol=1e-5)
+    assert scores[: len(SAFE)].max() < 0.5
+    for row, category in enumerate(UNSAFE, start=len(SAFE)):
+        assert scores[row, CATEGORY_INDEX[category]] >= 0.5, category
+
+
+class _Fixed:
+    """A stand-in detector returning preset scores per text."""
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+        self.calls: list[list[str]] = []
+
+    def detect(self, texts: list[str]) -> Detection:
+        self.calls.append(list(texts))
+        return Detection(np.array([self.table[t] for t in texts], dtype=np.float32).reshape(-1, 5))
+
+
+def test_cascade_escalates_only_prompts_inside_the_band() -> None:
+    first = _Fixed({"sure": [0.01, 0, 0, 0.99, 0], "unsure": [0, 0.5, 0, 0, 0], "low": [0.1] * 5})
+    second = _Fixed({"unsure": [0, 0.9, 0, 0, 0], "low": [0.3] * 5})
+    cascade = CascadeDetector(first, second, (0.2, 0.8))  # type: ignore[arg-type]
+    scores = cascade.detect(["sure", "unsure", "low"]).scores
+    np.testing.assert_allclose(scores[0], [0.01, 0, 0, 0.99, 0])
+    np.testing.assert_allclose(scores[1], [0, 0.9, 0, 0, 0])
+    np.testing.assert_allclose(scores[2], [0.1] * 5)
+    assert second.calls == [["unsure"]]
+    second.calls.clear()
+    assert cascade.detect(["sure"]).scores.shape == (1, 5) and second.calls == []
+    with pytest.raises(ModelError, match="cascade band"):
+        CascadeDetector(first, second, (0.8, 0.2))  # type: ignore[arg-type]
+
+
+def test_cascade_builtin_matches_its_parts() -> None:
+    cascade = PromptModelDetector("builtin:prompt-cascade")
+    assert cascade.config["kind"] == "cascade"
+    low, high = cascade.config["band"]
+    texts = [*SAFE, *UNSAFE.values(), "a surreal melting clock", "a knight in a battle"]
+    scores = cascade.detect(texts).scores
+    first = PromptModelDetector("builtin:prompt-static").detect(texts).scores
+    second = PromptModelDetector("builtin:prompt-minilm").detect(texts).scores
+    inside = ((first > low) & (first < high)).any(axis=1)
+    np.testing.assert_allclose(scores[~inside], first[~inside], atol=1e-6)
+    np.testing.assert_allclose(scores[inside], second[inside], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"band": [0.9, 0.1]}, "bad cascade band"),
+        ({"band": "x"}, "invalid cascade"),
+        ({"first": "."}, "not a single model directory"),
+        ({"second": "builtin:no-such-model"}, "not a single model directory"),
+    ],
+)
+def test_bad_cascade_config(tmp_path: Path, patch: dict, message: str) -> None:
+    config = json.loads((shipped_dir("models") / "prompt-cascade" / "config.json").read_text())
+    target = tmp_path / "cascade"
+    target.mkdir()
+    (target / "config.json").write_text(json.dumps({**config, **patch}))
+    with pytest.raises(ModelError, match=message) as exc:
+        PromptModelDetector(target).detect(["a cat"])
+    assert "config.json" in str(exc.value) and "\n" not in str(exc.value)

@@ -110,3 +110,63 @@ def test_tiny_model_trains_exports_and_matches_onnx(tmp_path: Path) -> None:
     alone = np.concatenate([int8_det.detect([t]).scores for t in texts])
     np.testing.assert_allclose(int8_scores, alone, atol=1e-5)
     assert (int8_dir / "model.onnx").stat().st_size < (model_dir / "model.onnx").stat().st_size
+
+
+@pytest.mark.parametrize("bow", [0.0, 1.5])
+def test_static_model_exports_and_matches_numpy(tmp_path: Path, bow: float) -> None:
+    import train_static_model as tsm
+
+    tok = tiny_tokenizer()
+    texts = [t for t, _ in EXAMPLES]
+    y = np.stack([tpm.parse_label(label) for _, label in EXAMPLES]).astype(np.int64)
+    rows = tpm.Rows(texts, y, [label for _, label in EXAMPLES], ["s"] * len(texts))
+    rng = np.random.default_rng(0)
+    tables = {3: rng.normal(size=(tok.get_vocab_size(), 16)).astype(np.float32)}
+    trainer = tsm.StaticTrainer(rows, tables, tok)
+    variant = tsm.StaticVariant(layers=3, dims=12, weighting="sif", sif_a=0.05, C=100.0, bow=bow)
+    idx = np.arange(len(texts))
+    table, head = trainer.fit(variant, idx, seed=0, folds=2)
+    assert table.shape == (tok.get_vocab_size(), 12)
+    # special tokens carry no weight, so [CLS]/[SEP] do not shift every prompt alike
+    assert not table[[tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")]].any()
+    assert head.w.shape[1] == 12 + (tok.get_vocab_size() if bow else 0)
+    expected = trainer.predict(table, head, idx, bow)
+
+    for int8, atol in ((False, 1e-5), (True, 0.02)):
+        model_dir = tmp_path / f"static-{int8}"
+        model_dir.mkdir()
+        tsm.export_static_onnx(table, head, model_dir / "model.onnx", int8, bow, trainer.special)
+        tok.save(str(model_dir / "tokenizer.json"))
+        config = {"categories": list(tpm.CATEGORY_IDS), "max_length": 16, "kind": "static"}
+        (model_dir / "config.json").write_text(json.dumps(config))
+        det = PromptModelDetector(model_dir)
+        scores = det.detect(texts).scores
+        np.testing.assert_allclose(scores, expected, atol=atol)
+        alone = np.concatenate([det.detect([t]).scores for t in texts])
+        np.testing.assert_allclose(scores, alone, atol=1e-6)
+        empty = det.detect(["", "zzz unknown"]).scores
+        assert np.isfinite(empty).all()
+    # the (uncalibrated) head learned its training examples: labels reach the right columns
+    raw = head.probs(trainer.features(table, idx, bow), calibrated=False)
+    unsafe = y.any(axis=1)
+    assert (raw[unsafe].argmax(axis=1) == y[unsafe].argmax(axis=1)).all()
+
+
+def test_static_weights_and_quantization() -> None:
+    import train_static_model as tsm
+    from scipy import sparse
+
+    counts = sparse.csr_matrix(np.array([[2, 1, 0, 0], [2, 0, 1, 0]], dtype=np.float32))
+    w = tsm.token_weights(counts, tsm.StaticVariant(weighting="sif", sif_a=0.1), [0])
+    assert w[0] == 0.0  # special
+    assert w[3] == 1.0  # unseen: p = 0
+    assert w[2] == w[1] < 1.0  # equally frequent
+    assert (tsm.token_weights(counts, tsm.StaticVariant(weighting="none"), [0])[1:] == 1).all()
+    table = np.random.default_rng(1).normal(size=(50, 7)).astype(np.float32)
+    table[3] = 0.0
+    q, scale = tsm.quantize_rows(table)
+    assert q.dtype == np.int8 and scale.shape == (50,)
+    np.testing.assert_allclose(q * scale[:, None], table, atol=float(scale.max()) / 2 + 1e-7)
+    reduced = tsm.pca(table, 3)
+    assert reduced.shape == (50, 3)
+    np.testing.assert_allclose(reduced.mean(0), 0, atol=1e-5)

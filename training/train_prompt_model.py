@@ -181,6 +181,7 @@ def finetune(
     lr: float = 3e-5,
     batch: int = 32,
     log: Callable[[str], None] = print,
+    progress_every: int = 0,
 ) -> nn.Module:
     """Fine-tune ``encoder`` with a temporary linear multi-label head (BCE); returns it in eval.
 
@@ -209,6 +210,8 @@ def finetune(
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
+            if progress_every and (start // batch + 1) % progress_every == 0:
+                log(f"    step {start // batch + 1}: {time.time() - t0:.0f} s")
         log(
             f"  fine-tune epoch {epoch + 1}/{epochs}: loss {total / len(perm):.4f} "
             f"({time.time() - t0:.0f} s)"
@@ -240,12 +243,13 @@ class Head:
 
 def fit_linear(x: np.ndarray, y: np.ndarray, C: float, seed: int) -> Head:
     """One L2 logistic regression per category (single-threaded BLAS: faster at this size)."""
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
     w = np.zeros((N_CAT, x.shape[1]))
     b = np.zeros(N_CAT)
-    x = np.asarray(x, dtype=np.float64)
+    x = x.astype(np.float64) if sparse.issparse(x) else np.asarray(x, dtype=np.float64)
     with threadpool_limits(1):
         for j in range(N_CAT):
             clf = LogisticRegression(C=C, max_iter=3000, random_state=seed)
@@ -271,7 +275,7 @@ def fit_calibrated_head(
     """Fit the head on all of ``x``; fit Platt scaling on ``folds``-fold out-of-fold logits."""
     from sklearn.model_selection import StratifiedKFold
 
-    oof = np.zeros((len(x), N_CAT))
+    oof = np.zeros((x.shape[0], N_CAT))
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for tr, te in skf.split(x, strata(labels, min_count=folds)):
         oof[te] = fit_linear(x[tr], y[tr], C, seed).logits(x[te])

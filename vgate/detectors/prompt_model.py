@@ -158,6 +158,19 @@ class PromptModelDetector:
         self.bucketing = bucketing
         self.threads = threads
         self._model: _LoadedModel | None = None
+        self._cascade: CascadeDetector | None = None
+        self._cascade_config: dict[str, Any] | None = None
+
+    def _as_cascade(self) -> CascadeDetector | None:
+        """The cascade this directory describes (``"kind": "cascade"`` in config.json), or None."""
+        if self._cascade is None and self._model is None:
+            config_path = self.directory / "config.json"
+            if config_path.is_file() and not (self.directory / "model.onnx").exists():
+                config = _LoadedModel._load_config(config_path)
+                if config.get("kind") == "cascade":
+                    self._cascade_config = config
+                    self._cascade = load_cascade(self.directory, config, self)
+        return self._cascade
 
     @property
     def model(self) -> _LoadedModel:
@@ -167,10 +180,14 @@ class PromptModelDetector:
 
     @property
     def config(self) -> dict[str, Any]:
+        if self._as_cascade() is not None and self._cascade_config is not None:
+            return self._cascade_config
         return self.model.config
 
     def detect(self, texts: Sequence[str]) -> Detection:
         """Calibrated probabilities float32 ``[n, 5]``; notes mark truncated prompts."""
+        if (cascade := self._as_cascade()) is not None:
+            return cascade.detect(texts)
         model = self.model
         scores = np.zeros((len(texts), len(CATEGORY_IDS)), dtype=np.float32)
         if not texts:
@@ -223,3 +240,64 @@ class PromptModelDetector:
             msg = str(exc).splitlines()[0][:160]
             raise ModelError(f"prompt model failed to run ({msg}); {RESTORE_HINT}") from None
         return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+
+
+class CascadeDetector:
+    """Two prompt models in series: ``first`` scores every prompt; prompts with any category
+    score strictly inside ``band`` are re-scored by ``second``, whose scores then replace them."""
+
+    name = "model"
+
+    def __init__(
+        self, first: PromptModelDetector, second: PromptModelDetector, band: tuple[float, float]
+    ) -> None:
+        if not 0.0 <= band[0] <= band[1] <= 1.0:
+            raise ModelError(f"bad cascade band {band}: expected 0 <= low <= high <= 1")
+        self.first, self.second, self.band = first, second, band
+
+    def detect(self, texts: Sequence[str]) -> Detection:
+        """``first``'s scores, replaced by ``second``'s for prompts inside the band."""
+        det = self.first.detect(texts)
+        scores = det.scores.copy()
+        inside = ((scores > self.band[0]) & (scores < self.band[1])).any(axis=1)
+        idx = np.flatnonzero(inside)
+        if len(idx):
+            scores[idx] = self.second.detect([texts[i] for i in idx]).scores
+        return Detection(scores, notes=det.notes)
+
+
+def load_cascade(
+    directory: Path, config: dict[str, Any], parent: PromptModelDetector
+) -> CascadeDetector:
+    """A ``CascadeDetector`` from a cascade config: ``first``/``second`` are model references
+    (``builtin:<name>``, or paths relative to ``directory``) and ``band`` is ``[low, high]``."""
+    path = directory / "config.json"
+    try:
+        refs = [str(config["first"]), str(config["second"])]
+        low, high = (float(v) for v in config["band"])
+    except (KeyError, TypeError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"model file {path} is an invalid cascade ({msg}); {RESTORE_HINT}"
+        ) from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise ModelError(f"model file {path}: bad cascade band {[low, high]}; {RESTORE_HINT}")
+    parts = []
+    for ref in refs:
+        target = resolve_model_dir(ref)
+        if not ref.startswith(BUILTIN_PREFIX) and not target.is_absolute():
+            target = directory / target
+        if target.resolve() == directory.resolve() or not (target / "model.onnx").is_file():
+            raise ModelError(
+                f"model file {path}: cascade part {ref!r} is not a single model directory; "
+                f"{RESTORE_HINT}"
+            )
+        parts.append(
+            PromptModelDetector(
+                target,
+                batch_size=parent.batch_size,
+                bucketing=parent.bucketing,
+                threads=parent.threads,
+            )
+        )
+    return CascadeDetector(parts[0], parts[1], (low, high))
