@@ -219,3 +219,44 @@ def test_generation_bad_input_is_one_line_exit_2(
         assert message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert not out.exists()
+
+
+NEVER = dict.fromkeys(
+    ["distorted_weird", "terrifying", "pornographic", "violent_bloody", "political"], 1.0
+)
+
+
+def test_output_gate_checks_frames_before_writing(
+    vgate_main, lifecycle: dict[str, Path], tmp_path: Path
+) -> None:
+    from videokit import model_and_labels
+
+    frame_model, labels = model_and_labels(tmp_path / "frames")
+    frame_args = ["--frame-model", frame_model, "--labels", labels]
+    # the latent gate never stops (thresholds 1.0); the frame model then judges the video
+    policy = policy_file(lifecycle["root"], thresholds=NEVER, output_check=True)
+    data = yaml.safe_load(policy.read_text())
+    for threshold, code in ((0.0, 1), (1.0, 0)):
+        data["video"] = {"thresholds": {"violent_bloody": threshold}}
+        policy.write_text(yaml.safe_dump(data))
+        out = tmp_path / f"out-{threshold}.mp4"
+        result = vgate_main(
+            "generate", "a man walking a dog", "--model", str(lifecycle["model"]), "--guarded",
+            "--probe", str(lifecycle["probe"]), "--policy", str(policy), "--out", str(out),
+            "--format", "json", "--steps", "4", *SIZE, *frame_args,
+        )  # fmt: skip
+        assert result.code == code, result.stderr
+        item = json.loads(result.stdout)["results"][0]
+        gen = item["properties"]["generation"]
+        assert gen["steps_run"] == 4  # the output gate needs the whole video
+        if code:
+            assert gen["stopped_by"] == "output" and not out.exists()
+            assert any(r.startswith("output check: violent_bloody") for r in item["reasons"])
+        else:
+            assert gen["stopped_by"] is None and out.is_file()
+    # output_check without a frame model is a configuration error, found before any work
+    result = vgate_main(
+        "generate", "a man walking a dog", "--model", str(lifecycle["model"]), "--guarded",
+        "--probe", str(lifecycle["probe"]), "--policy", str(policy), *SIZE,
+    )  # fmt: skip
+    assert result.code == 2 and "no frame detector is configured" in result.stderr
