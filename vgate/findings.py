@@ -107,6 +107,11 @@ class CategoryHit:
     """Video frames: how many sampled frames reached the threshold."""
 
 
+def strongest_action(hits: list[CategoryHit]) -> str:
+    """The decision for a set of hits: the strongest action among them (allow when none)."""
+    return max((h.action for h in hits), key=ACTION_RANK.__getitem__, default=ALLOW)
+
+
 @dataclass
 class Verdict:
     """The decision on one record."""

@@ -18,7 +18,15 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import PolicyError
-from vgate.findings import ACTION_RANK, ACTIONS, ALLOW, CategoryHit, Record, Verdict, normalize_text
+from vgate.findings import (
+    ACTIONS,
+    ALLOW,
+    CategoryHit,
+    Record,
+    Verdict,
+    normalize_text,
+    strongest_action,
+)
 from vgate.policy_sections import (
     GenerationPolicy,
     VideoPolicy,
@@ -143,7 +151,7 @@ class Policy:
             if matched:
                 parts.append("matched " + ", ".join(repr(m) for m in matched[:5]))
             reasons.append(f"{cid} {score:.2f} >= {cp.threshold:.2f} ({'; '.join(parts)})")
-        decision = max((h.action for h in hits), key=ACTION_RANK.__getitem__, default=ALLOW)
+        decision = strongest_action(hits)
         suppressed_by = None
         if hits and record.suppressed:
             suppressed_by = "inline"

@@ -24,7 +24,6 @@ from vgate.categories import CATEGORY_IDS
 from vgate.detectors.frames import FrameDetector, load_frame_detector
 from vgate.errors import InputError, MissingExtraError, VgateError
 from vgate.findings import (
-    ACTION_RANK,
     ALLOW,
     VIDEO_ERROR,
     CategoryHit,
@@ -32,6 +31,7 @@ from vgate.findings import (
     MediaRef,
     Record,
     Verdict,
+    strongest_action,
 )
 from vgate.gate import Gate
 from vgate.inputs.prompts import make_record
@@ -147,7 +147,7 @@ class FrameChecker:
                 f"frames, {start:.2f}-{end:.2f} s ({name} max {float(scores[:, i].max()):.2f}"
                 f"{vote})"
             )
-        decision = max((h.action for h in hits), key=ACTION_RANK.__getitem__, default=ALLOW)
+        decision = strongest_action(hits)
         if hits and record.media is not None:
             record.media.start_s = min(h.start_s for h in hits if h.start_s is not None)
             record.media.end_s = max(h.end_s for h in hits if h.end_s is not None)

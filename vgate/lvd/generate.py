@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ import numpy as np
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import VgateError
 from vgate.findings import (
-    ACTION_RANK,
     ALLOW,
     BLOCK,
     CategoryHit,
@@ -34,6 +33,7 @@ from vgate.findings import (
     ScanMeta,
     ScanSummary,
     Verdict,
+    strongest_action,
 )
 from vgate.gate import Gate
 from vgate.inputs.prompts import printable
@@ -68,7 +68,6 @@ class GenerateOptions:
     quiet: bool = False
     frame_model: str | None = None
     labels: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,7 +110,7 @@ def _latent_verdict(
             f"latent probe: {cid} {state.max_scores[i]:.2f} >= {threshold:.2f} "
             f"at step(s) {', '.join(map(str, state.flagged_steps or state.checked_steps))}"
         )
-    decision = max((h.action for h in hits), key=ACTION_RANK.__getitem__, default=ALLOW)
+    decision = strongest_action(hits)
     return Verdict(
         record=record,
         scores=np.maximum(state.max_scores, prompt_scores),
@@ -179,7 +178,6 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
         num_inference_steps=o.steps,
         seed=o.seed,
         **size,
-        **o.extra,
     )
     verdict = (
         _latent_verdict(record, policy, state, prompt_scores)
@@ -189,9 +187,7 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
     if prompt_verdict is not None and prompt_verdict.hits:  # warn-level prompt hits
         verdict.hits = prompt_verdict.hits + verdict.hits
         verdict.reasons = prompt_verdict.reasons + verdict.reasons
-        verdict.decision = max(
-            (h.action for h in verdict.hits), key=ACTION_RANK.__getitem__, default=ALLOW
-        )
+        verdict.decision = strongest_action(verdict.hits)
     stage = "latent" if verdict.decision == BLOCK and state is not None else None
     if run.stopped_at is not None:
         saved = o.steps - run.stopped_at
@@ -236,9 +232,7 @@ def _output_check(verdict: Verdict, frame_verdict: Verdict) -> tuple[Verdict, st
     verdict.reasons = verdict.reasons + [f"output check: {r}" for r in frame_verdict.reasons]
     verdict.detector_scores.update(frame_verdict.detector_scores)
     verdict.scores = np.maximum(verdict.scores, frame_verdict.scores)
-    verdict.decision = max(
-        (h.action for h in verdict.hits), key=ACTION_RANK.__getitem__, default=ALLOW
-    )
+    verdict.decision = strongest_action(verdict.hits)
     return verdict, "output" if verdict.decision == BLOCK else None
 
 
