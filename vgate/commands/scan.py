@@ -19,6 +19,7 @@ from vgate.inputs import FORMATS as INPUT_FORMATS
 from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
 from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code, run_scan
 
@@ -109,12 +110,8 @@ def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
     if not show:
         yield None
     elif terminal:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("scanning prompts", total=total)
-            yield lambda n: bar.advance(task, n)
+        with progress_bar("scanning prompts", total, True) as advance:
+            yield advance
     else:
         yield LogProgress(total)
 

@@ -7,10 +7,8 @@ with the same settings skips the ids already stored.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 from vgate.errors import VgateError
 from vgate.evaluate import load_labelled_csv
 from vgate.lvd.shards import Manifest, ShardWriter, check_resume, stored_ids
+from vgate.progress import progress_bar
 
 
 def parse_steps(spec: str) -> list[int]:
@@ -52,20 +51,6 @@ class CollectSummary:
     skipped: int
     seconds: float
     denoiser_calls: int
-
-
-@contextmanager
-def _progress(total: int, enabled: bool | None) -> Iterator[Callable[[], None]]:
-    show = sys.stderr.isatty() if enabled is None else enabled
-    if not show:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("collecting x̂₀", total=total)
-        yield lambda: bar.advance(task)
 
 
 def collect_latents(
@@ -119,7 +104,7 @@ def collect_latents(
     writer: ShardWriter | None = None
     started = time.perf_counter()
     calls = 0
-    with _progress(len(todo), progress) as advance:
+    with progress_bar("collecting x̂₀", len(todo), progress) as advance:
         for prompt_seed, prompt_id, text, labels in todo:
             captured.clear()
             run = run_pipeline(

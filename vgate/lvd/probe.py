@@ -13,9 +13,6 @@ of the training set are buffers of the model, so the exported graph takes raw la
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import torch
 from torch import nn
 
 from vgate.categories import CATEGORY_IDS
+from vgate.progress import progress_bar
 
 INPUT_NAMES = ("latent", "timestep")
 OUTPUT_NAME = "scores"
@@ -166,22 +164,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-@contextmanager
-def epoch_progress(total: int, label: str, show: bool | None) -> Iterator[Callable[[], None]]:
-    """A rich progress bar over epochs on a terminal (``show=None``), nothing elsewhere."""
-    if show is None:
-        show = sys.stderr.isatty()
-    if not show:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
-
-
 def fit(
     model: ProbeNet,
     x0: np.ndarray,
@@ -211,7 +193,7 @@ def fit(
     )
     loss_fn = nn.BCEWithLogitsLoss()
     targets = torch.as_tensor(labels, dtype=torch.float32)
-    with epoch_progress(settings.epochs, label, progress) as advance:
+    with progress_bar(label, settings.epochs, progress) as advance:
         for _ in range(settings.epochs):
             order = rng.permutation(len(pairs))
             for start in range(0, len(order), settings.batch_size):
