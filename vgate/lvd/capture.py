@@ -27,6 +27,7 @@ import numpy as np
 from vgate.errors import VgateError
 from vgate.lvd.latents import LTX_PACKED, shape_hints, to_bcfhw
 from vgate.lvd.pipelines import denoisers, latent_layout, patch_sizes
+from vgate.lvd.video_writer import as_uint8_frames
 
 if TYPE_CHECKING:
     import torch
@@ -297,14 +298,6 @@ class GenerationRun:
     seconds: float
 
 
-def to_uint8_frames(frames: Any) -> np.ndarray:
-    """A pipeline's ``output_type="np"`` frames (float 0..1, [1, F, H, W, 3]) as uint8."""
-    array = np.asarray(frames, dtype=np.float32)
-    if array.ndim == 5:
-        array = array[0]
-    return (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-
-
 def run_pipeline(
     pipe: Any,
     prompt: str,
@@ -337,7 +330,7 @@ def run_pipeline(
     seconds = time.perf_counter() - start
     frames = None if tap.stopped_at is not None or output is None else output.frames
     return GenerationRun(
-        frames=None if frames is None else to_uint8_frames(frames),
+        frames=None if frames is None else as_uint8_frames(frames),
         stopped_at=tap.stopped_at,
         steps_run=tap.steps_run,
         denoiser_calls=tap.denoiser_calls,
