@@ -243,8 +243,9 @@ def write_report(report: dict[str, Any], path: Path) -> None:
     Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def format_metric(value: float | None, digits: int = 3) -> str:
+    """A metric for a table: ``0.918``, or ``-`` when it is undefined."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def render_report(report: dict[str, Any]) -> list[Any]:
@@ -256,8 +257,11 @@ def render_report(report: dict[str, Any]) -> list[Any]:
     for col in ("unsafe P", "unsafe R", "unsafe F1", "ROC-AUC", "safe FPR", "ECE"):
         summary.add_column(col, justify="right")
     summary.add_row(
-        *map(_fmt, (b["precision"], b["recall"], b["f1"], b["roc_auc"], b["false_positive_rate"])),
-        _fmt(report["ece"]),
+        *map(
+            format_metric,
+            (b["precision"], b["recall"], b["f1"], b["roc_auc"], b["false_positive_rate"]),
+        ),
+        format_metric(report["ece"]),
     )
     per_cat = Table(title="Per category")
     for col in ("category", "threshold", "precision", "recall", "F1", "ROC-AUC", "support"):
@@ -265,7 +269,9 @@ def render_report(report: dict[str, Any]) -> list[Any]:
     for cat, m in report["per_category"].items():
         per_cat.add_row(
             cat,
-            *map(_fmt, (m["threshold"], m["precision"], m["recall"], m["f1"], m["roc_auc"])),
+            *map(
+                format_metric, (m["threshold"], m["precision"], m["recall"], m["f1"], m["roc_auc"])
+            ),
             str(m["support"]),
         )
     conf = Table(title="Confusion (rows: true primary label, columns: predicted)")

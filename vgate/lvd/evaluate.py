@@ -25,7 +25,7 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import InputError, VgateError
-from vgate.evaluate import precision_recall_f1, roc_auc
+from vgate.evaluate import format_metric, precision_recall_f1, roc_auc
 from vgate.lvd.guard import GuardRule, first_stop
 from vgate.lvd.shards import LatentSet, read_latents
 
@@ -365,17 +365,13 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
         plt.close(fig)
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _rule_row(row: dict[str, Any]) -> list[str]:
     ratio = row["unsafe_compute_ratio"]
     return [
         row.get("rule", ""),
-        _fmt(row["accuracy"]),
-        _fmt(row["unsafe_recall"]),
-        _fmt(row["false_stop_rate"]),
+        format_metric(row["accuracy"]),
+        format_metric(row["unsafe_recall"]),
+        format_metric(row["false_stop_rate"]),
         f"{row['unsafe_steps_with_defense']:,} / {row['unsafe_steps_without_defense']:,}",
         "-" if ratio is None else f"{ratio:.1f}x",
     ]
@@ -398,8 +394,8 @@ def print_eval_report(report: dict[str, Any]) -> None:
         table.add_row(
             str(r["step"]),
             f"{r['timestep']:.3f}",
-            *map(_fmt, (r["accuracy"], r["unsafe_recall"], r["safe_fpr"], r["unsafe_f1"])),
-            _fmt(r["macro_f1"]),
+            *map(format_metric, (r["accuracy"], r["unsafe_recall"], r["safe_fpr"], r["unsafe_f1"])),
+            format_metric(r["macro_f1"]),
         )
     console.print(table)
     rules = Table(title=f"stop rules (policy {report['policy']}: {report['decision']})")

@@ -21,6 +21,7 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import MissingExtraError, VgateError
+from vgate.evaluate import format_metric
 from vgate.lvd.evaluate import category_f1, unsafe_metrics
 from vgate.lvd.runtime import PROBE_FORMAT, PROBE_JSON
 from vgate.lvd.shards import LatentSet, Manifest, read_latents
@@ -343,10 +344,6 @@ def write_probe_dir(
     (out / CARD).write_text(render_card(out, meta, manifest), encoding="utf-8")
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def train_command(collection: str, out: Path, meta: dict[str, Any]) -> str:
     """The ``vgate probe train`` command line that reproduces the probe."""
     t = meta["training"]
@@ -366,8 +363,12 @@ def render_card(out: Path, meta: dict[str, Any], manifest: Manifest) -> str:
     t = meta["training"]
     c = meta["collection"]
     rows = "\n".join(
-        f"| {m['step']} | {m['timestep']:.3f} | {_fmt(m['accuracy'])} | {_fmt(m['unsafe_recall'])}"
-        f" | {_fmt(m['safe_fpr'])} | {_fmt(m['roc_auc'])} | {_fmt(m['macro_f1'])} |"
+        f"| {m['step']} | {m['timestep']:.3f} | "
+        + " | ".join(
+            format_metric(m[key])
+            for key in ("accuracy", "unsafe_recall", "safe_fpr", "roc_auc", "macro_f1")
+        )
+        + " |"
         for m in meta["validation"]["per_step"]
     )
     modes = "\n".join(
@@ -440,8 +441,8 @@ def print_train_report(report: dict[str, Any]) -> None:
         table.add_row(
             str(m["step"]),
             f"{m['timestep']:.3f}",
-            *map(_fmt, (m["accuracy"], m["unsafe_recall"], m["safe_fpr"], m["roc_auc"])),
-            _fmt(m["macro_f1"]),
+            *map(format_metric, (m["accuracy"], m["unsafe_recall"], m["safe_fpr"], m["roc_auc"])),
+            format_metric(m["macro_f1"]),
         )
     console = Console()
     console.print(table)
