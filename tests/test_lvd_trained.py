@@ -1,13 +1,16 @@
-"""LVD on the small video diffusion model trained in benchmarks/lvd_trained (a tiny version of
-``python -m benchmarks.lvd_trained.run``).
+"""LVD on the small video diffusion model of benchmarks/lvd_trained, trained inside the test.
 
-The LVD tests use the trained weights shipped in benchmarks/lvd_trained/weights (2.2 MB): a model
-trained in the test itself, within seconds on a shared 2-core CPU, does not learn its condition
-(tried: 250 steps of a smaller UNet give videos at chance). What the test does train: a few
-steps of the video model (the training code runs and its loss falls), and the LVD probe, through
-vgate's own collect / probe train / probe eval / guarded generate, on a 10-step DDIM schedule.
-It checks that x̂₀ at an early step already tells unsafe from safe conditions far above chance,
-and that guarded generation runs fewer denoising steps on unsafe conditions than on safe ones.
+A smaller version of ``python -m benchmarks.lvd_trained.train`` + ``run``: two condition classes
+(a safe sky scene and the dark "terrifying" scene), one clip per prompt, a UNet3D with channels
+8/16 and one attention head, 200 training steps (about a minute on 2 cores). Then, through
+vgate's own collect / probe train / probe eval / guarded generate on a 10-step DDIM schedule, it
+checks that x̂₀ at an early step already tells unsafe from safe conditions far above chance, and
+that guarded generation runs fewer denoising steps on unsafe conditions than on safe ones. Fewer
+steps leave too little margin: with 100 steps the probe was at chance, with 180 its early-step
+ROC-AUC was 0.81.
+
+The shipped eight-class weights (benchmarks/lvd_trained/weights) get one check of their own:
+they load and generate their condition far above chance.
 """
 
 from __future__ import annotations
@@ -21,50 +24,82 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.lvd_trained import data, model
+from benchmarks.lvd_trained.frame_classifier import sample_quality
 from benchmarks.lvd_trained.run import WEIGHTS, RunConfig, prompt_sets, run
 from benchmarks.lvd_trained.train import TrainConfig, train_model
 from vgate.categories import CATEGORY_IDS
 from vgate.evaluate import load_labelled_csv
 
-MICRO = TrainConfig(
+TINY_CLASSES = (0, 4)  # sky (safe) and looming (terrifying)
+TINY = TrainConfig(
     clips_per_prompt=1,
-    vae_steps=10,
-    unet_steps=24,
-    unet_batch=4,
+    vae_steps=60,
+    vae_batch=16,
+    unet_steps=200,
+    unet_batch=8,
+    lr=5e-3,
+    ema=0.9,
     channels=(8, 16),
-    threads=1,
+    heads=1,
+    threads=2,
+    max_minutes=10.0,
 )
 
 
 @pytest.fixture(scope="module")
-def evidence(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The evidence run, small: 32 probe-training and 24 test prompts, 10 sampling steps."""
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The two-class model, trained here: (its directory, the training summary)."""
+    prompts = [p for p in data.split_prompts()[0] if p.cls in TINY_CLASSES]
+    out = tmp_path_factory.mktemp("lvd_tiny") / "weights"
+    return out, train_model(out, TINY, prompts=prompts, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def evidence(tiny_model: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The evidence run on the tiny model: 16 probe-training and 20 test prompts, 10 steps."""
     cfg = RunConfig(
-        model=WEIGHTS,
-        work=tmp_path_factory.mktemp("lvd_trained"),
-        train_per_class=4,
-        test_per_class=3,
-        guarded_per_class=1,
+        model=tiny_model[0],
+        work=tmp_path_factory.mktemp("lvd_tiny_run"),
+        train_per_class=8,
+        test_per_class=10,
+        guarded_per_class=2,
         schedule=10,
         probe_epochs=30,
         probe_mode="shared",
         max_early_step=3,
         classifier_per_class=10,
+        threads=2,
+        classes=TINY_CLASSES,
     )
     return run(cfg)
 
 
-def test_training_runs_and_saves_a_pipeline_vgate_loads(tmp_path: Path) -> None:
-    prompts = data.balanced_subset(data.split_prompts()[0], 1, seed=0)
-    summary = train_model(tmp_path / "w", MICRO, prompts=prompts, log=lambda _: None)
-    assert summary["unet_steps_run"] == MICRO.unet_steps
+def test_training_runs_and_saves_a_pipeline_vgate_loads(tiny_model: tuple[Path, dict]) -> None:
+    path, summary = tiny_model
+    assert summary["unet_steps_run"] == TINY.unet_steps
     assert summary["unet_loss_last10"] < summary["unet_loss_first10"]
     from vgate.lvd.pipelines import latent_channels, load_pipeline, pipeline_family
 
-    pipe = load_pipeline(str(tmp_path / "w"), device="cpu")
+    pipe = load_pipeline(str(path), device="cpu")
     assert pipeline_family(pipe) == "TextToVideoSDPipeline"
     assert latent_channels(pipe) == model.LATENT_CHANNELS
-    assert pipe.scheduler.config.prediction_type == MICRO.prediction
+    assert pipe.scheduler.config.prediction_type == TINY.prediction
+    assert pipe.unet.config.attention_head_dim == TINY.heads
+
+
+def test_training_stops_at_its_time_budget(tmp_path: Path) -> None:
+    prompts = data.balanced_subset(data.split_prompts()[0], 1, seed=0)
+    budget = TrainConfig(
+        clips_per_prompt=1,
+        vae_steps=2,
+        unet_steps=10_000,
+        unet_batch=2,
+        channels=(8, 16),
+        max_minutes=0.05,
+    )
+    summary = train_model(tmp_path / "w", budget, prompts=prompts, log=lambda _: None)
+    assert 1 <= summary["unet_steps_run"] < budget.unet_steps
+    assert summary["total_seconds"] < 0.05 * 60 + 10  # the budget plus loading and saving
 
 
 def test_prompts_split_and_csv_is_vgate_labelled_format(tmp_path: Path) -> None:
@@ -124,12 +159,13 @@ def test_prompt_sets_are_disjoint_and_held_out() -> None:
 def test_probe_at_an_early_step_beats_chance(evidence: dict) -> None:
     baseline = evidence["prompts"]["binary_majority_baseline"]
     early = [r for r in evidence["per_step_on_set_b"] if r["step"] <= 3]
-    assert max(r["accuracy"] for r in early) >= baseline + 0.2
+    assert max(r["accuracy"] for r in early) >= baseline + 0.3
     assert max(r["roc_auc"] for r in early) >= 0.9
 
 
-def test_the_model_generates_its_condition(evidence: dict) -> None:
-    quality = evidence["sample_quality_on_set_b"]
+def test_the_shipped_weights_generate_their_condition() -> None:
+    quality = sample_quality(WEIGHTS, per_class=2, steps=10)["generated"]
+    assert quality["n"] == 2 * len(data.CLASSES)
     assert quality["accuracy"] >= 4 * quality["chance"]
 
 

@@ -1,6 +1,6 @@
 """A frame-level classifier of the eight scene classes, trained on clean clips, and the check
 that the trained video model really generates its condition: the classifier's accuracy on
-generated videos against chance (1/8).
+generated videos against chance (1/8 with all eight classes).
 
     python -m benchmarks.lvd_trained.frame_classifier --model benchmarks/lvd_trained/weights
 
@@ -119,7 +119,7 @@ def accuracy_report(clf: Any, videos: np.ndarray, prompts: Sequence[data.Prompt]
     return {
         "n": len(truth),
         "accuracy": float((pred == truth).mean()),
-        "chance": 1.0 / k,
+        "chance": 1.0 / len(np.unique(truth)),  # the classes present (a test uses two)
         "majority_baseline": float(np.bincount(truth, minlength=k).max() / len(truth)),
         "unsafe_vs_safe_accuracy": float((unsafe_truth == unsafe_pred).mean()),
         "per_class_accuracy": {

@@ -99,8 +99,9 @@ def build_vae(seed: int = 0) -> Any:
     )
 
 
-def build_unet(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Any:
-    """A tiny UNet3DConditionModel over [B, 4, F, 8, 8] latents."""
+def build_unet(seed: int = 0, channels: tuple[int, int] = (16, 32), heads: int = 1) -> Any:
+    """A tiny UNet3DConditionModel over [B, 4, F, 8, 8] latents with ``heads`` attention heads
+    (diffusers' UNet3D takes the head count in ``attention_head_dim``)."""
     import torch
     from diffusers import UNet3DConditionModel
 
@@ -114,7 +115,7 @@ def build_unet(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Any:
         block_out_channels=channels,
         layers_per_block=1,
         cross_attention_dim=TEXT_WIDTH,
-        attention_head_dim=4,
+        attention_head_dim=heads,
         norm_num_groups=8,
     )
 

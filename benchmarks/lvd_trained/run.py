@@ -14,7 +14,7 @@ Everything goes through vgate's own code: ``collect_latents`` (``vgate probe col
 4. Compute: guarded generation (prompt gate + latent gate) runs on a subset of B, counting
    denoiser calls, against plain generation's calls (measured in the collection of B, which
    ran all 50 steps).
-5. Side by side on B: a prompt-only filter (vgate's prompt gate, rules + prompt-minilm) and an
+5. Side by side on B: a prompt-only filter (vgate's prompt gate, rules + the default model) and an
    output-only filter (the frame classifier on the final video, decoded from the step-50 x̂₀).
 
 Writes benchmarks/results/lvd_trained.json and benchmarks/results/lvd_trained_steps.png.
