@@ -5,11 +5,14 @@
 
 Candidates: the shipped transformer (``builtin:prompt-minilm``), the static-embedding student
 (``models/prompt-static``), cascades (static first, transformer only for prompts whose static
-score is inside a band around the threshold), a TF-IDF baseline, and, when a report from
+score is inside a band; the shipped default ``builtin:prompt-cascade`` keeps the larger score,
+the older rule replaced it), the rules alone, a TF-IDF baseline, and, when a report from
 ``training/eval_finetune.py`` is given, the fine-tuned encoder (its numbers come from that run,
 on the same seeded dev split and LOSO folds). Dev scores go through the real runtime
 (``PromptModelDetector``); LOSO refits each head (and the static model's token weights) on the
-other sources. Writes benchmarks/results/model_candidates.json.
+other sources. Speed: prompts/s of each candidate, and the wall time of ``vgate scan --text`` from
+process start to the first verdict (default model) for a prompt the cascade's first model decides
+alone and for one it escalates. Writes benchmarks/results/model_candidates.json.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -31,20 +35,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_prompt_model as tpm
 import train_static_model as tsm
 from model_quality import TfidfBaseline
-from model_speed import throughput, typical_prompts
+from model_speed import startup_times, throughput, typical_prompts
 
 from vgate.detectors.prompt_model import CascadeDetector, PromptModelDetector
+from vgate.detectors.rules import RulesDetector
 from vgate.evaluate import compute_metrics, score_texts
+from vgate.policy import load_policy
 from vgate.resources import shipped_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BANDS = ((0.2, 0.8), (0.1, 0.9))
+OLD_CASCADE = ("replace", (0.1, 0.9))  # prompt-cascade-1, for comparison
+SWEEP_LOWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
+SWEEP_HIGHS = (0.5, 0.6, 0.7, 0.8, 0.9)
+DECIDED_ALONE = "a cat playing piano on a stage"
+ESCALATED = "a knight in a battle"
 
 
-def cascade_probs(first: np.ndarray, second: np.ndarray, band: tuple[float, float]):
-    """Scores of a cascade: ``second`` where any of ``first``'s scores is inside ``band``."""
+def cascade_probs(
+    first: np.ndarray, second: np.ndarray, band: tuple[float, float], combine: str = "replace"
+) -> tuple[np.ndarray, float]:
+    """Scores of a cascade (see ``CascadeDetector``) and the share of prompts escalated."""
     escalate = ((first > band[0]) & (first < band[1])).any(axis=1)
-    return np.where(escalate[:, None], second, first), float(escalate.mean())
+    merged = second if combine == "replace" else np.maximum(first, second)
+    return np.where(escalate[:, None], merged, first), float(escalate.mean())
+
+
+def cascade_sweep(
+    y: np.ndarray,
+    loso_first: np.ndarray,
+    loso_second: np.ndarray,
+    dev_first: np.ndarray,
+    thresholds: np.ndarray,
+) -> list[dict[str, Any]]:
+    """Cascade rules (combine x band) by pooled leave-one-source-out F1, best (then cheapest)
+    first, with the share of dev prompts each escalates (the speed cost; no dev labels used)."""
+    out = []
+    for combine in ("replace", "max"):
+        for low in SWEEP_LOWS:
+            for high in SWEEP_HIGHS:
+                probs = cascade_probs(loso_first, loso_second, (low, high), combine)[0]
+                binary = compute_metrics(y, probs, thresholds)["binary"]
+                escalated = cascade_probs(dev_first, dev_first, (low, high))[1]
+                out.append(
+                    {"combine": combine, "band": [low, high], "dev_escalated": escalated}
+                    | {k: binary[k] for k in ("precision", "recall", "f1")}
+                )
+    return sorted(out, key=lambda r: (-r["f1"], r["dev_escalated"]))
 
 
 def loso_probs(rows: tpm.Rows, fit_predict: Any) -> np.ndarray:
@@ -101,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev-fraction", type=float, default=0.2)
     p.add_argument("--n", type=int, default=1024, help="prompts for the speed runs")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--startup-runs", type=int, default=7)
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "vgate-train")
     p.add_argument("--out", type=Path, default=RESULTS / "model_candidates.json")
     args = p.parse_args(argv)
@@ -111,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     th = tpm.THRESHOLDS
     res: dict[str, Any] = {"data": str(args.data), "n_dev": len(dev_idx), "seed": args.seed}
     shipped_cfg = json.loads((args.shipped / "config.json").read_text())
+    default_cfg = json.loads((shipped_dir("models") / "prompt-cascade" / "config.json").read_text())
+    cascades = {
+        f"prompt-cascade {default_cfg['combine']} {tuple(default_cfg['band'])} (default)": (
+            default_cfg["combine"],
+            tuple(default_cfg["band"]),
+        ),
+        f"cascade {OLD_CASCADE[0]} {OLD_CASCADE[1]}": OLD_CASCADE,
+    }
 
     # --- dev, through the runtime ----------------------------------------------------------------
     shipped = PromptModelDetector(args.shipped)
@@ -119,14 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     dev: dict[str, Any] = {"prompt-minilm (shipped)": compute_metrics(dv.y, p_shipped, th)}
     for name, det in statics.items():
         dev[name] = compute_metrics(dv.y, score_texts(det, dv.texts), th)
-    first_name, first = next(iter(statics.items()))
+    first = next(iter(statics.values()))
     p_static = score_texts(first, dv.texts)
-    for band in BANDS:
-        probs, frac = cascade_probs(p_static, p_shipped, band)
-        dev[f"cascade {first_name} -> minilm {band}"] = {
-            **compute_metrics(dv.y, probs, th),
-            "escalated": frac,
-        }
+    for name, (combine, band) in cascades.items():
+        probs, frac = cascade_probs(p_static, p_shipped, band, combine)
+        dev[name] = {**compute_metrics(dv.y, probs, th), "escalated": frac}
+    default_name = next(iter(cascades))
+    p_default = score_texts(PromptModelDetector("builtin:prompt-cascade"), dv.texts)
+    replay = cascade_probs(p_static, p_shipped, *cascades[default_name][::-1])[0]
+    res["default_runtime_matches_replay"] = bool(np.allclose(p_default, replay, atol=1e-5))
+    dev["rules (default policy)"] = compute_metrics(
+        dv.y, score_texts(RulesDetector(load_policy("default")), dv.texts), th
+    )
     tfidf = TfidfBaseline(args.seed).fit(tr.texts, tr.y)
     dev["tfidf-logreg"] = compute_metrics(dv.y, tfidf.predict(dv.texts), th)
     for path in args.finetune_report:
@@ -158,27 +207,42 @@ def main(argv: list[str] | None = None) -> int:
         sub = rows.subset(tr_i)
         return TfidfBaseline(args.seed).fit(sub.texts, sub.y).predict([rows.texts[i] for i in te_i])
 
+    loso: dict[str, Any] = {}
+    pooled: dict[str, Any] = {}
+
+    def add_loso(name: str, probs: np.ndarray) -> None:
+        loso[name] = loso_report(rows, probs)
+        pooled[name] = compute_metrics(rows.y, probs, th)["binary"]
+
     l_minilm = loso_probs(rows, minilm_fp)
-    loso = {f"prompt-minilm L{layers} frozen (torch)": loso_report(rows, l_minilm)}
+    add_loso(f"prompt-minilm L{layers} frozen (torch)", l_minilm)
     l_static = None
     for d, name in zip(args.static, statics, strict=True):
         variant = static_variant(json.loads((d / "config.json").read_text()))
         probs = loso_probs(rows, trainer.fit_predict(variant, args.seed))
-        loso[f"{name} ({variant.name}, numpy)"] = loso_report(rows, probs)
+        add_loso(f"{name} ({variant.name}, numpy)", probs)
         l_static = probs if l_static is None else l_static
-    for band in BANDS:
-        loso[f"cascade {first_name} -> minilm {band}"] = loso_report(
-            rows, cascade_probs(l_static, l_minilm, band)[0]
-        )
-    loso["tfidf-logreg"] = loso_report(rows, loso_probs(rows, tfidf_fp))
+    for name, (combine, band) in cascades.items():
+        add_loso(name, cascade_probs(l_static, l_minilm, band, combine)[0])
+    add_loso("tfidf-logreg", loso_probs(rows, tfidf_fp))
     for path in args.finetune_report:
         ft = json.loads(path.read_text())
         folds = {k: v["loso"] for k, v in ft["folds"].items() if "loso" in v}
         if folds:
             loso[f"fine-tuned {ft['variant']} ({ft['trained']})"] = folds
     res["loso"] = loso
+    res["loso_pooled_binary"] = pooled
+    res["cascade_sweep"] = cascade_sweep(rows.y, l_static, l_minilm, p_static, th)
+    print("\ncascade rules by pooled LOSO F1 (escalated = share of dev prompts sent on):")
+    for r in res["cascade_sweep"][:8]:
+        print(
+            f"  {r['combine']:8s} {r['band']}  escalated {r['dev_escalated']:.3f}  F1 {r['f1']:.4f}"
+        )
     for name, rep in loso.items():
         print(f"\nLOSO {name}\n{tpm.format_loso(rep)}")
+    print("\nLOSO pooled (every prompt scored by the model trained without its source):")
+    for name, b in pooled.items():
+        print(f"  {name:58s} P={b['precision']:.3f} R={b['recall']:.3f} F1={b['f1']:.3f}")
 
     # --- speed -----------------------------------------------------------------------------------
     texts = typical_prompts(args.data, args.shipped, args.n)
@@ -192,11 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     speed = res["speed"]["prompts_per_s"]
     detectors: dict[str, Any] = {"prompt-minilm (shipped)": shipped, **statics}
-    for band in BANDS:
-        detectors[f"cascade {first_name} -> minilm {band}"] = CascadeDetector(first, shipped, band)
+    for name, (combine, band) in cascades.items():
+        detectors[name] = CascadeDetector(first, shipped, band, combine)
     p_speed = first.detect(texts).scores
     res["speed"]["escalated"] = {
-        str(band): cascade_probs(p_speed, p_speed, band)[1] for band in BANDS
+        name: cascade_probs(p_speed, p_speed, band)[1] for name, (_, band) in cascades.items()
     }
     print(f"\nspeed: {len(texts)} prompts <= 77 tokens, best of {args.repeats}")
     for name, det in detectors.items():
@@ -209,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+    startup = {}
+    for label, text in (("decided by the first model", DECIDED_ALONE), ("escalated", ESCALATED)):
+        times = startup_times(args.startup_runs, text)
+        startup[label] = {"text": text, "median_s": statistics.median(times), "runs_s": times}
+        print(f"  vgate scan --text {text!r} ({label}): median {statistics.median(times):.3f} s")
+    res["speed"]["startup_first_verdict"] = startup
     res["speed"]["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")

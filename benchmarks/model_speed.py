@@ -103,15 +103,15 @@ def build_depth(layers: int, tmp: Path, model_dir: Path) -> dict[str, Path]:
     }
 
 
-def startup_times(runs: int) -> list[float]:
-    """Wall time of ``vgate scan --text ...`` from process start to exit (the first verdict)."""
+def startup_times(runs: int, text: str = "a cat playing piano on a stage") -> list[float]:
+    """Wall time of ``vgate scan --text TEXT`` from process start to exit (the first verdict)."""
     exe = shutil.which("vgate")
     cmd = [exe] if exe else [sys.executable, "-m", "vgate.cli"]
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(
-            [*cmd, "scan", "--text", "a cat playing piano on a stage", "--format", "json"],
+            [*cmd, "scan", "--text", text, "--format", "json"],
             stdout=subprocess.DEVNULL,
             check=False,
         )

@@ -144,6 +144,21 @@ def test_corrupt_tokenizer(model_copy: Path) -> None:
     expect_model_error(model_copy, "tokenizer.json")
 
 
+def test_corrupt_cascade_part_is_named_when_it_loads(model_copy: Path, tmp_path: Path) -> None:
+    (model_copy / "model.onnx").write_bytes(b"\x00garbage" * 100)
+    config = json.loads((shipped_dir("models") / "prompt-cascade" / "config.json").read_text())
+    cascade = tmp_path / "cascade"
+    cascade.mkdir()
+    (cascade / "config.json").write_text(json.dumps({**config, "second": str(model_copy)}))
+    detector = PromptModelDetector(cascade)
+    first = PromptModelDetector("builtin:prompt-static").detect(["a knight in a battle"]).scores
+    low, high = config["band"]
+    assert ((first > low) & (first < high)).any()  # so the broken second part must load
+    with pytest.raises(ModelError) as exc:
+        detector.detect(["a knight in a battle"])
+    assert str(model_copy / "model.onnx") in str(exc.value) and "\n" not in str(exc.value)
+
+
 @pytest.mark.parametrize("content", ["{not json", '{"categories": ["a"], "max_length": 8}', "[]"])
 def test_bad_config(model_copy: Path, content: str) -> None:
     (model_copy / "config.json").write_text(content)
@@ -206,6 +221,18 @@ def test_cascade_escalates_only_prompts_inside_the_band() -> None:
     assert cascade.detect(["sure"]).scores.shape == (1, 5) and second.calls == []
     with pytest.raises(ModelError, match="cascade band"):
         CascadeDetector(first, second, (0.8, 0.2))  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="cascade combine"):
+        CascadeDetector(first, second, (0.2, 0.8), "mean")  # type: ignore[arg-type]
+
+
+def test_cascade_max_keeps_the_larger_score_of_either_model() -> None:
+    first = _Fixed({"sure": [0.9, 0, 0, 0, 0], "unsure": [0.3, 0.4, 0, 0, 0]})
+    second = _Fixed({"unsure": [0.1, 0.7, 0.2, 0, 0]})
+    cascade = CascadeDetector(first, second, (0.25, 0.5), "max")  # type: ignore[arg-type]
+    scores = cascade.detect(["sure", "unsure"]).scores
+    np.testing.assert_allclose(scores[0], [0.9, 0, 0, 0, 0])
+    np.testing.assert_allclose(scores[1], [0.3, 0.7, 0.2, 0, 0])
+    assert second.calls == [["unsure"]]
 
 
 def test_cascade_builtin_matches_its_parts() -> None:
@@ -217,8 +244,14 @@ def test_cascade_builtin_matches_its_parts() -> None:
     first = PromptModelDetector("builtin:prompt-static").detect(texts).scores
     second = PromptModelDetector("builtin:prompt-minilm").detect(texts).scores
     inside = ((first > low) & (first < high)).any(axis=1)
+    assert inside.any() and not inside.all()
+    combined = (
+        second
+        if cascade.config.get("combine", "replace") == "replace"
+        else np.maximum(first, second)
+    )
     np.testing.assert_allclose(scores[~inside], first[~inside], atol=1e-6)
-    np.testing.assert_allclose(scores[inside], second[inside], atol=1e-5)
+    np.testing.assert_allclose(scores[inside], combined[inside], atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -226,6 +259,7 @@ def test_cascade_builtin_matches_its_parts() -> None:
     [
         ({"band": [0.9, 0.1]}, "bad cascade band"),
         ({"band": "x"}, "invalid cascade"),
+        ({"combine": "mean"}, "bad cascade combine"),
         ({"first": "."}, "not a single model directory"),
         ({"second": "builtin:no-such-model"}, "not a single model directory"),
     ],

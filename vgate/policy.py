@@ -35,7 +35,7 @@ from vgate.policy_sections import (
     validate_generation,
     validate_video,
 )
-from vgate.resources import shipped_dir
+from vgate.resources import DEFAULT_MODEL, shipped_dir
 from vgate.schema import check_keys, check_str_list, fail, kind, read_yaml_file
 from vgate.terms import canonical, terms_regex
 
@@ -310,7 +310,7 @@ def _build(data: dict[str, Any], name: str) -> Policy:
     return Policy(
         name=name,
         detectors=tuple(data.get("detectors", DETECTOR_NAMES)),
-        model=data.get("model", "builtin:prompt-minilm"),
+        model=data.get("model", DEFAULT_MODEL),
         categories=categories,
         allow_phrases=tuple(allow.get("phrases", ())),
         allow_prompts=frozenset(normalize_text(p) for p in allow.get("prompts", ())),

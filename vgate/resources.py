@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "builtin:prompt-cascade"
+"""The prompt model a policy uses when it names none (models/prompt-cascade/CARD.md)."""
 
 
 def shipped_dir(kind: str) -> Path:

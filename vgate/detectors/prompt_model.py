@@ -1,4 +1,5 @@
-"""The embedded prompt classifier: one ONNX graph (MiniLM encoder + calibrated head).
+"""The embedded prompt classifiers: one ONNX graph each (an encoder + a calibrated head), and
+cascades of two of them (``"kind": "cascade"`` in config.json; the default is one).
 
 Scan-time dependencies only: numpy, onnxruntime and tokenizers (both imported lazily).
 """
@@ -17,7 +18,7 @@ import numpy as np
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
 from vgate.errors import ModelError
-from vgate.resources import shipped_dir
+from vgate.resources import DEFAULT_MODEL, shipped_dir
 
 BUILTIN_PREFIX = "builtin:"
 MODEL_FILES = ("model.onnx", "tokenizer.json", "config.json")
@@ -147,7 +148,7 @@ class PromptModelDetector:
 
     def __init__(
         self,
-        model: str | Path = "builtin:prompt-minilm",
+        model: str | Path = DEFAULT_MODEL,
         *,
         batch_size: int = BATCH_SIZE,
         bucketing: bool = True,
@@ -242,27 +243,39 @@ class PromptModelDetector:
         return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
 
 
+CASCADE_COMBINES = ("replace", "max")
+
+
 class CascadeDetector:
     """Two prompt models in series: ``first`` scores every prompt; prompts with any category
-    score strictly inside ``band`` are re-scored by ``second``, whose scores then replace them."""
+    score strictly inside ``band`` are re-scored by ``second``, whose scores then replace
+    ``first``'s (``combine="replace"``) or are merged with them per category by the larger
+    (``combine="max"``: flagged when either model flags)."""
 
     name = "model"
 
     def __init__(
-        self, first: PromptModelDetector, second: PromptModelDetector, band: tuple[float, float]
+        self,
+        first: PromptModelDetector,
+        second: PromptModelDetector,
+        band: tuple[float, float],
+        combine: str = "replace",
     ) -> None:
         if not 0.0 <= band[0] <= band[1] <= 1.0:
             raise ModelError(f"bad cascade band {band}: expected 0 <= low <= high <= 1")
-        self.first, self.second, self.band = first, second, band
+        if combine not in CASCADE_COMBINES:
+            raise ModelError(f"bad cascade combine {combine!r}: expected one of {CASCADE_COMBINES}")
+        self.first, self.second, self.band, self.combine = first, second, band, combine
 
     def detect(self, texts: Sequence[str]) -> Detection:
-        """``first``'s scores, replaced by ``second``'s for prompts inside the band."""
+        """``first``'s scores, combined with ``second``'s for prompts inside the band."""
         det = self.first.detect(texts)
         scores = det.scores.copy()
         inside = ((scores > self.band[0]) & (scores < self.band[1])).any(axis=1)
         idx = np.flatnonzero(inside)
         if len(idx):
-            scores[idx] = self.second.detect([texts[i] for i in idx]).scores
+            second = self.second.detect([texts[i] for i in idx]).scores
+            scores[idx] = second if self.combine == "replace" else np.maximum(scores[idx], second)
         return Detection(scores, notes=det.notes)
 
 
@@ -270,11 +283,13 @@ def load_cascade(
     directory: Path, config: dict[str, Any], parent: PromptModelDetector
 ) -> CascadeDetector:
     """A ``CascadeDetector`` from a cascade config: ``first``/``second`` are model references
-    (``builtin:<name>``, or paths relative to ``directory``) and ``band`` is ``[low, high]``."""
+    (``builtin:<name>``, or paths relative to ``directory``), ``band`` is ``[low, high]`` and
+    ``combine`` (optional, default ``replace``) is one of ``CASCADE_COMBINES``."""
     path = directory / "config.json"
     try:
         refs = [str(config["first"]), str(config["second"])]
         low, high = (float(v) for v in config["band"])
+        combine = str(config.get("combine", "replace"))
     except (KeyError, TypeError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
@@ -282,6 +297,11 @@ def load_cascade(
         ) from None
     if not 0.0 <= low <= high <= 1.0:
         raise ModelError(f"model file {path}: bad cascade band {[low, high]}; {RESTORE_HINT}")
+    if combine not in CASCADE_COMBINES:
+        raise ModelError(
+            f"model file {path}: bad cascade combine {combine!r} (expected one of "
+            f"{', '.join(CASCADE_COMBINES)}); {RESTORE_HINT}"
+        )
     parts = []
     for ref in refs:
         target = resolve_model_dir(ref)
@@ -300,4 +320,4 @@ def load_cascade(
                 threads=parent.threads,
             )
         )
-    return CascadeDetector(parts[0], parts[1], (low, high))
+    return CascadeDetector(parts[0], parts[1], (low, high), combine)
