@@ -2,7 +2,7 @@
 
 A smaller version of ``python -m benchmarks.lvd_trained.train`` + ``run``: two condition classes
 (a safe sky scene and the dark "terrifying" scene), one clip per prompt, a UNet3D with channels
-8/16 and one attention head, 200 training steps (about a minute on 2 cores). Then, through
+8/16 and one attention head, 200 training steps (about 75 s on 2 cores). Then, through
 vgate's own collect / probe train / probe eval / guarded generate on a 10-step DDIM schedule, it
 checks that x̂₀ at an early step already tells unsafe from safe conditions far above chance, and
 that guarded generation runs fewer denoising steps on unsafe conditions than on safe ones. Fewer
