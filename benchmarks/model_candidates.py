@@ -37,7 +37,12 @@ import train_static_model as tsm
 from model_quality import TfidfBaseline
 from model_speed import startup_times, throughput, typical_prompts
 
-from vgate.detectors.prompt_model import CascadeDetector, PromptModelDetector
+from vgate.detectors.prompt_model import (
+    CascadeDetector,
+    PromptModelDetector,
+    cascade_escalates,
+    cascade_merge,
+)
 from vgate.detectors.rules import RulesDetector
 from vgate.evaluate import compute_metrics, score_texts
 from vgate.policy import load_policy
@@ -54,9 +59,10 @@ ESCALATED = "a knight in a battle"
 def cascade_probs(
     first: np.ndarray, second: np.ndarray, band: tuple[float, float], combine: str = "replace"
 ) -> tuple[np.ndarray, float]:
-    """Scores of a cascade (see ``CascadeDetector``) and the share of prompts escalated."""
-    escalate = ((first > band[0]) & (first < band[1])).any(axis=1)
-    merged = second if combine == "replace" else np.maximum(first, second)
+    """Scores of a cascade (``CascadeDetector``'s rule, replayed on precomputed scores) and the
+    share of prompts escalated."""
+    escalate = cascade_escalates(first, band)
+    merged = cascade_merge(first, second, combine)
     return np.where(escalate[:, None], merged, first), float(escalate.mean())
 
 

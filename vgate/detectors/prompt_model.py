@@ -246,6 +246,16 @@ class PromptModelDetector:
 CASCADE_COMBINES = ("replace", "max")
 
 
+def cascade_escalates(scores: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """Rows of ``scores [n, 5]`` with any category strictly inside ``band`` (sent on)."""
+    return ((scores > band[0]) & (scores < band[1])).any(axis=1)
+
+
+def cascade_merge(first: np.ndarray, second: np.ndarray, combine: str) -> np.ndarray:
+    """The cascade's scores for escalated rows: ``second``'s, or the larger per category."""
+    return second if combine == "replace" else np.maximum(first, second)
+
+
 class CascadeDetector:
     """Two prompt models in series: ``first`` scores every prompt; prompts with any category
     score strictly inside ``band`` are re-scored by ``second``, whose scores then replace
@@ -271,11 +281,10 @@ class CascadeDetector:
         """``first``'s scores, combined with ``second``'s for prompts inside the band."""
         det = self.first.detect(texts)
         scores = det.scores.copy()
-        inside = ((scores > self.band[0]) & (scores < self.band[1])).any(axis=1)
-        idx = np.flatnonzero(inside)
+        idx = np.flatnonzero(cascade_escalates(scores, self.band))
         if len(idx):
             second = self.second.detect([texts[i] for i in idx]).scores
-            scores[idx] = second if self.combine == "replace" else np.maximum(scores[idx], second)
+            scores[idx] = cascade_merge(scores[idx], second, self.combine)
         return Detection(scores, notes=det.notes)
 
 
@@ -295,13 +304,6 @@ def load_cascade(
         raise ModelError(
             f"model file {path} is an invalid cascade ({msg}); {RESTORE_HINT}"
         ) from None
-    if not 0.0 <= low <= high <= 1.0:
-        raise ModelError(f"model file {path}: bad cascade band {[low, high]}; {RESTORE_HINT}")
-    if combine not in CASCADE_COMBINES:
-        raise ModelError(
-            f"model file {path}: bad cascade combine {combine!r} (expected one of "
-            f"{', '.join(CASCADE_COMBINES)}); {RESTORE_HINT}"
-        )
     parts = []
     for ref in refs:
         target = resolve_model_dir(ref)
@@ -320,4 +322,7 @@ def load_cascade(
                 threads=parent.threads,
             )
         )
-    return CascadeDetector(parts[0], parts[1], (low, high), combine)
+    try:
+        return CascadeDetector(parts[0], parts[1], (low, high), combine)
+    except ModelError as exc:
+        raise ModelError(f"model file {path}: {exc}; {RESTORE_HINT}") from None
