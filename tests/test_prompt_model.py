@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -11,9 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgate.categories import CATEGORY_INDEX
+from vgate.categories import CATEGORY_IDS, CATEGORY_INDEX
 from vgate.detectors.base import Detection
-from vgate.detectors.prompt_model import CascadeDetector, PromptModelDetector, resolve_model_dir
+from vgate.detectors.prompt_model import (
+    CascadeDetector,
+    PromptModelDetector,
+    resolve_model_dir,
+    window_overlap,
+)
 from vgate.errors import ModelError
 from vgate.resources import shipped_dir
 
@@ -98,12 +104,51 @@ def test_empty_string_is_scored(detector: PromptModelDetector) -> None:
     assert det.notes == {}
 
 
-def test_long_prompt_is_truncated_and_noted(detector: PromptModelDetector) -> None:
+def test_long_prompt_is_scored_in_windows_and_noted(detector: PromptModelDetector) -> None:
     max_length = detector.config["max_length"]
     long_text = "a quiet forest with tall trees " * 200
     det = detector.detect(["short prompt", long_text])
-    assert det.notes == {1: [f"truncated to {max_length} tokens"]}
+    assert list(det.notes) == [1]
+    (note,) = det.notes[1]
+    assert "overlapping windows" in note and f"of {max_length} tokens" in note
     assert np.isfinite(det.scores).all()
+
+
+@pytest.mark.parametrize("model", ["builtin:prompt-minilm", "builtin:prompt-static"])
+def test_unsafe_text_after_benign_padding_is_caught(model: str) -> None:
+    """The whole prompt is read: an unsafe passage that starts after the first window (more than
+    256 tokens of benign text) is scored by a later window."""
+    det = PromptModelDetector(model)
+    unsafe = "a man stabbed to death, blood pouring from the wounds, gore everywhere. " * 10
+    padding = "a calm meadow with wild flowers under a blue sky. " * 30
+    assert len(det.model.tokenizer.encode(padding).overflowing) >= 1  # padding > one window
+    j = CATEGORY_IDS.index("violent_bloody")
+    padded, benign = det.detect([padding + unsafe, padding]).scores
+    assert padded[j] >= 0.5 > benign[j]
+
+
+def test_windows_cover_every_token() -> None:
+    """Consecutive windows overlap, so no token falls between two windows."""
+    from vgate.detectors.prompt_model import load_model
+
+    model = load_model(shipped_dir("models") / "prompt-minilm")
+    words = " ".join(f"w{i}" for i in range(2000))
+    enc = model.tokenizer.encode(words)
+    windows = [enc, *enc.overflowing]
+    content = [w.ids[1:-1] for w in windows]  # strip [CLS] / [SEP]
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_file(str(shipped_dir("models") / "prompt-minilm" / "tokenizer.json"))
+    plain.no_truncation()
+    full = plain.encode(words, add_special_tokens=False)
+    assert len(windows) > 2
+    assert all(len(w.ids) <= model.max_length for w in windows)
+    covered = content[0]
+    for prev, cur in itertools.pairwise(content):
+        overlap = window_overlap(model.max_length)
+        assert prev[-overlap:] == cur[:overlap]
+        covered = covered + cur[overlap:]
+    assert covered == full.ids
 
 
 # --- broken model files ----------------------------------------------------------------------

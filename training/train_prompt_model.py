@@ -37,6 +37,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from vgate.categories import CATEGORY_IDS
 from vgate.evaluate import compute_metrics, parse_label
 
@@ -79,6 +81,23 @@ def load_rows(path: Path) -> Rows:
         np.stack([parse_label(r["label"]) for r in rows]).astype(np.int64),
         [r["label"] for r in rows],
         [r.get("source", "").split(":")[0] for r in rows],
+    )
+
+
+def with_hard_negatives(rows: Rows, n: int) -> Rows:
+    """``rows`` plus ``n`` generated non-prompt safe rows (training/hard_negatives.py), source
+    ``generated-nonprompt``; ``n=0`` returns ``rows`` unchanged."""
+    if n <= 0:
+        return rows
+    from hard_negatives import training_rows
+    from splits import GENERATED
+
+    texts = training_rows(n)
+    return Rows(
+        rows.texts + texts,
+        np.concatenate([rows.y, np.zeros((len(texts), N_CAT), np.int64)]),
+        rows.labels + ["safe"] * len(texts),
+        rows.sources + [GENERATED] * len(texts),
     )
 
 
@@ -241,8 +260,11 @@ class Head:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray, C: float, seed: int) -> Head:
-    """One L2 logistic regression per category (single-threaded BLAS: faster at this size)."""
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, C: float, seed: int, weights: np.ndarray | None = None
+) -> Head:
+    """One L2 logistic regression per category (single-threaded BLAS: faster at this size);
+    ``weights`` are per-row sample weights (e.g. ``source_weights``)."""
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
@@ -253,9 +275,20 @@ def fit_linear(x: np.ndarray, y: np.ndarray, C: float, seed: int) -> Head:
     with threadpool_limits(1):
         for j in range(N_CAT):
             clf = LogisticRegression(C=C, max_iter=3000, random_state=seed)
-            clf.fit(x, y[:, j])
+            clf.fit(x, y[:, j], sample_weight=weights)
             w[j], b[j] = clf.coef_[0], clf.intercept_[0]
     return Head(w, b)
+
+
+def source_weights(sources: Sequence[str], power: float) -> np.ndarray:
+    """Per-row weights ``1 / family_size ** power`` scaled to mean 1 (0 = unweighted, 1 = every
+    family weighs the same); families from ``splits.family``."""
+    from splits import families
+
+    fam = families(sources)
+    _, inverse, counts = np.unique(fam, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse].astype(np.float64) ** power
+    return w / w.mean()
 
 
 def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,16 +303,24 @@ def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def fit_calibrated_head(
-    x: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float, seed: int, folds: int = 5
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    C: float,
+    seed: int,
+    folds: int = 5,
+    weights: np.ndarray | None = None,
 ) -> Head:
-    """Fit the head on all of ``x``; fit Platt scaling on ``folds``-fold out-of-fold logits."""
+    """Fit the head on all of ``x``; fit Platt scaling on ``folds``-fold out-of-fold logits
+    (unweighted: the calibration is for the data as it comes)."""
     from sklearn.model_selection import StratifiedKFold
 
     oof = np.zeros((x.shape[0], N_CAT))
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for tr, te in skf.split(x, strata(labels, min_count=folds)):
-        oof[te] = fit_linear(x[tr], y[tr], C, seed).logits(x[te])
-    head = fit_linear(x, y, C, seed)
+        w = None if weights is None else weights[tr]
+        oof[te] = fit_linear(x[tr], y[tr], C, seed, w).logits(x[te])
+    head = fit_linear(x, y, C, seed, weights)
     head.a, head.c = fit_platt(oof, y)
     return head
 

@@ -30,6 +30,13 @@ BATCH_SIZE = 64
 TOKEN_BUDGET = 64 * 128
 """Most padded tokens per session call (64 prompts of 128 tokens)."""
 
+
+def window_overlap(max_length: int) -> int:
+    """Tokens shared by consecutive windows of a long prompt: a quarter of the window (so text cut
+    at one window's edge is whole in the next), less than the window's content length."""
+    return max(0, min(max_length // 4, max_length - 3))
+
+
 _SESSIONS: dict[Path, _LoadedModel] = {}
 _LOCK = threading.Lock()
 
@@ -96,7 +103,7 @@ class _LoadedModel:
             msg = str(exc).splitlines()[0][:120]
             raise ModelError(f"model file {path} is corrupt ({msg}); {RESTORE_HINT}") from None
         tokenizer.no_padding()
-        tokenizer.enable_truncation(self.max_length)
+        tokenizer.enable_truncation(self.max_length, stride=window_overlap(self.max_length))
         return tokenizer
 
     @staticmethod
@@ -186,23 +193,35 @@ class PromptModelDetector:
         return self.model.config
 
     def detect(self, texts: Sequence[str]) -> Detection:
-        """Calibrated probabilities float32 ``[n, 5]``; notes mark truncated prompts."""
+        """Calibrated probabilities float32 ``[n, 5]``.
+
+        A prompt longer than the model's window is scored in overlapping windows (the whole
+        prompt is read) and each category keeps its largest window score; a note says so.
+        """
         if (cascade := self._as_cascade()) is not None:
             return cascade.detect(texts)
         model = self.model
         scores = np.zeros((len(texts), len(CATEGORY_IDS)), dtype=np.float32)
         if not texts:
             return Detection(scores)
-        encodings = model.tokenizer.encode_batch(list(texts))
-        notes = {
-            i: [f"truncated to {model.max_length} tokens"]
-            for i, enc in enumerate(encodings)
-            if enc.overflowing
-        }
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        order = np.argsort(lengths, kind="stable") if self.bucketing else np.arange(len(texts))
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        notes: dict[int, list[str]] = {}
+        for i, enc in enumerate(model.tokenizer.encode_batch(list(texts))):
+            for window in (enc, *enc.overflowing):
+                windows.append(window.ids)
+                owners.append(i)
+            if enc.overflowing:
+                notes[i] = [
+                    f"scored in {1 + len(enc.overflowing)} overlapping windows of "
+                    f"{model.max_length} tokens (highest score per category kept)"
+                ]
+        lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
+        order = np.argsort(lengths, kind="stable") if self.bucketing else np.arange(len(windows))
+        window_scores = np.zeros((len(windows), len(CATEGORY_IDS)), dtype=np.float32)
         for idx in self._sub_batches(order, lengths):
-            scores[idx] = self._run(model, [encodings[i].ids for i in idx], lengths[idx])
+            window_scores[idx] = self._run(model, [windows[i] for i in idx], lengths[idx])
+        np.maximum.at(scores, np.asarray(owners), window_scores)
         return Detection(scores, notes=notes)
 
     def _sub_batches(self, order: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
