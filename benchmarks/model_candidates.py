@@ -19,6 +19,7 @@ Writes benchmarks/results/model_candidates.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -70,6 +71,8 @@ ALARMING_BENIGN = (
     "a dead end street sign in a quiet suburb",
 )
 """Harmless prompts that use alarming words innocently (for measurement only, never trained)."""
+PLATT_FOLDS = 2
+"""Out-of-fold folds for the Platt calibration inside each LOSO fold (the shipped model uses 5)."""
 SWEEP_LOWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 SWEEP_HIGHS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -124,7 +127,7 @@ def embedding_candidate(
             tr = tr[sources[tr] != splits.GENERATED]
         sub = bank.rows.subset(tr)
         w = tpm.source_weights(sub.sources, power) if power else None
-        head = tpm.fit_calibrated_head(x[tr], sub.y, sub.labels, C, seed, folds=3, weights=w)
+        head = tpm.fit_calibrated_head(x[tr], sub.y, sub.labels, C, seed, PLATT_FOLDS, w)
         return head.probs(x[te])
 
     return run
@@ -144,7 +147,7 @@ def mlp_candidate(bank: Bank, x: np.ndarray, seed: int) -> FitPredict:
 
 
 def static_candidate(trainer: tsm.StaticTrainer, variant: tsm.StaticVariant, seed: int):
-    return trainer.fit_predict(variant, seed)
+    return trainer.fit_predict(variant, seed, folds=PLATT_FOLDS)
 
 
 def tfidf_candidate(bank: Bank, seed: int) -> FitPredict:
@@ -223,24 +226,40 @@ def extras_report(bank: Bank, probs: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def evaluate(bank: Bank, name: str, fit_predict: FitPredict) -> dict[str, Any]:
-    """LOSO over the train part, then one fit on the whole train part scored on dev + extras."""
+def evaluate(bank: Bank, name: str, fit_predict: FitPredict, store: Path) -> dict[str, Any]:
+    """LOSO over the train part, then one fit on the whole train part scored on dev + extras.
+
+    Probabilities are kept in ``store`` (one .npz per candidate), so candidates can run in
+    separate processes and the cascade step can combine them later.
+    """
     t0 = time.time()
-    loso = loso_probs(bank, fit_predict)
+    path = store / f"{slug(name)}.npz"
+    if path.exists():
+        data = np.load(path)
+        loso, final, seconds = data["loso"], data["final"], float(data["seconds"])
+    else:
+        loso = loso_probs(bank, fit_predict)
+        extra = np.concatenate(list(bank.extra_idx.values()))
+        final = np.zeros(bank.rows.y.shape)
+        scored = np.concatenate([bank.dev_idx, extra])
+        final[scored] = fit_predict(bank.train_idx, scored)
+        seconds = time.time() - t0
+        store.mkdir(parents=True, exist_ok=True)
+        np.savez(path, loso=loso, final=final, seconds=seconds)
     held = bank.train_idx[~np.isnan(loso[bank.train_idx, 0])]
-    extra = np.concatenate(list(bank.extra_idx.values()))
-    final = np.zeros(bank.rows.y.shape)
-    scored = np.concatenate([bank.dev_idx, extra])
-    final[scored] = fit_predict(bank.train_idx, scored)
     res = {
         "loso_pooled": summary(bank.rows.y[held], loso[held]),
         "loso": loso_table(bank, loso),
         "dev": summary(bank.rows.y[bank.dev_idx], final[bank.dev_idx]),
         "extras": extras_report(bank, final),
-        "seconds": round(time.time() - t0, 1),
+        "seconds": round(seconds, 1),
     }
     print_candidate(name, res)
     return {"result": res, "loso_probs": loso, "final_probs": final}
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def print_candidate(name: str, res: dict[str, Any]) -> None:
@@ -328,7 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dev-fraction", type=float, default=0.2)
     p.add_argument("--negatives", type=int, default=600, help="generated non-prompt safe rows")
-    p.add_argument("--only", nargs="*", help="run only candidates whose name contains one of these")
+    p.add_argument(
+        "--only",
+        nargs="*",
+        help="compute only candidates whose name contains one of these (others are read from "
+        "earlier runs' stored probabilities when present, else left out)",
+    )
+    p.add_argument("--no-shipped", action="store_true", help="skip the v1 default as shipped")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "vgate-train")
     p.add_argument("--out", type=Path, default=RESULTS / "model_candidates.json")
     args = p.parse_args(argv)
@@ -361,16 +386,22 @@ def main(argv: list[str] | None = None) -> int:
     n_base = len(bank.rows.texts) - sum(len(v) for v in bank.extra_idx.values())
     base = bank.rows.subset(np.arange(n_base))
     extra_rows = bank.rows.subset(np.arange(n_base, len(bank.rows.texts)))
-    layers = [3, 6]
-    emb_b = tpm.cached_embeddings(base, layers, cache, "frozen", lambda: (tpm.load_encoder(6), tok))
-    emb_e = tpm.cached_embeddings(
-        extra_rows, layers, cache, "frozen", lambda: (tpm.load_encoder(6), tok)
-    )
-    emb = {k: np.concatenate([emb_b[k], emb_e[k]]) for k in layers}
-    print(f"embeddings ready ({time.time() - t0:.0f} s)", flush=True)
 
-    trainer = tsm.StaticTrainer(bank.rows, tsm.token_table([3, 6], cache), tok)
-    static_v = tsm.StaticVariant(6, 384, "none", 1e-3, 16.0, 2.0)  # prompt-static-1's variant
+    @functools.cache
+    def emb(k: int) -> np.ndarray:
+        """Frozen MiniLM embeddings after layer ``k`` of every bank row (cached on disk)."""
+        parts = [
+            tpm.cached_embeddings(part, [3, 6], cache, "frozen", lambda: (tpm.load_encoder(6), tok))
+            for part in (base, extra_rows)
+        ]
+        return np.concatenate([parts[0][k], parts[1][k]])
+
+    @functools.cache
+    def trainer() -> tsm.StaticTrainer:
+        return tsm.StaticTrainer(bank.rows, tsm.token_table([3, 6], cache), tok)
+
+    # prompt-static-1's variant at 256 PCA dimensions (the wheel's size budget)
+    static_v = tsm.StaticVariant(6, 256, "none", 1e-3, 16.0, 2.0)
     candidates: dict[str, Callable[[], FitPredict]] = {}
     if args.v1:
         v1 = tpm.load_rows(args.v1)
@@ -379,29 +410,30 @@ def main(argv: list[str] | None = None) -> int:
         )
     candidates["tfidf-logreg trained on v2 (baseline)"] = lambda: tfidf_candidate(bank, args.seed)
     candidates[f"static v2 ({static_v.name})"] = lambda: static_candidate(
-        trainer, static_v, args.seed
+        trainer(), static_v, args.seed
     )
-    for k, C, power in ((3, 16.0, 0.0), (6, 16.0, 0.0), (6, 4.0, 0.0), (6, 16.0, 0.5)):
+    for k, C, power in ((3, 16.0, 0.0), (6, 16.0, 0.0), (3, 16.0, 0.5), (3, 4.0, 0.0)):
         name = f"minilm L{k} frozen + logreg C{C:g}" + (f" balanced^{power:g}" if power else "")
         candidates[name] = lambda k=k, C=C, power=power: embedding_candidate(
-            bank, emb[k], C, power, args.seed
+            bank, emb(k), C, power, args.seed
         )
-    candidates["minilm L6 frozen + logreg C16, no generated negatives"] = lambda: (
-        embedding_candidate(bank, emb[6], 16.0, 0.0, args.seed, negatives=False)
+    candidates["minilm L3 frozen + logreg C16, no generated negatives"] = lambda: (
+        embedding_candidate(bank, emb(3), 16.0, 0.0, args.seed, negatives=False)
     )
-    candidates["minilm L6 frozen + MLP(256)"] = lambda: mlp_candidate(bank, emb[6], args.seed)
+    candidates["minilm L6 frozen + MLP(256)"] = lambda: mlp_candidate(bank, emb(6), args.seed)
 
     full: dict[str, dict[str, Any]] = {}
     for name, make in candidates.items():
-        if args.only and not any(s in name for s in args.only):
-            continue
-        full[name] = evaluate(bank, name, make())
+        store = args.work_dir / f"candidates-seed{args.seed}"
+        selected = not args.only or any(s in name for s in args.only)
+        if not selected and not (store / f"{slug(name)}.npz").exists():
+            continue  # not selected and not computed by an earlier run
+        full[name] = evaluate(bank, name, make(), store)
         res["candidates"][name] = full[name]["result"]
-    res["candidates"]["prompt-cascade v1 (as shipped, not refitted)"] = shipped_candidate(
-        bank, "builtin:prompt-cascade"
-    )
-    print_candidate("prompt-cascade v1 (as shipped)", res["candidates"][
-        "prompt-cascade v1 (as shipped, not refitted)"])  # fmt: skip
+    if not args.no_shipped:
+        shipped = "prompt-cascade v1 (as shipped, not refitted)"
+        res["candidates"][shipped] = shipped_candidate(bank, "builtin:prompt-cascade")
+        print_candidate(shipped, res["candidates"][shipped])
 
     statics = [n for n in full if n.startswith("static")]
     minilms = [n for n in full if n.startswith("minilm") and "no generated" not in n]

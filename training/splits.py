@@ -107,16 +107,17 @@ def near_dup_free_split(
     source family when ``sources`` is given), go to dev until the stratum's dev share reaches
     ``fraction``. Rows of the generated source always go to train.
     """
-    clusters = near_duplicate_clusters(texts)
-    members: dict[int, list[int]] = {}
-    for i, c in enumerate(clusters):
-        members.setdefault(int(c), []).append(i)
     fam = families(sources) if sources is not None else np.array([""] * len(texts))
+    real = np.flatnonzero(fam != GENERATED)  # generated rows always train, never shift the split
+    clusters = near_duplicate_clusters([texts[i] for i in real])
+    members: dict[int, list[int]] = {}
+    for i, c in zip(real, clusters, strict=True):
+        members.setdefault(int(c), []).append(int(i))
     stratum = {
         c: (Counter(labels[i] for i in idx).most_common(1)[0][0], fam[idx[0]])
         for c, idx in members.items()
     }
-    totals = Counter()
+    totals: Counter = Counter()
     for c, idx in members.items():
         totals[stratum[c]] += len(idx)
     taken: Counter = Counter()
@@ -126,8 +127,6 @@ def near_dup_free_split(
     dev: list[int] = []
     for c in order:
         key, idx = stratum[c], members[c]
-        if key[1] == GENERATED:
-            continue
         if taken[key] + len(idx) / 2 <= fraction * totals[key]:
             taken[key] += len(idx)
             dev.extend(idx)
@@ -152,6 +151,22 @@ def max_jaccard_to(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray
     return out
 
 
+def write_sample(data: Path, dev_idx: np.ndarray, n: int, seed: int, out: Path) -> None:
+    """A seeded ``n``-row sample of the dev rows (every column of ``data``), in file order."""
+    import csv
+
+    with open(data, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames or [], list(reader)
+    pick = np.sort(
+        np.random.default_rng(seed).choice(dev_idx, size=min(n, len(dev_idx)), replace=False)
+    )
+    with open(out, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows[i] for i in pick)
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import train_prompt_model as tpm
@@ -160,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dev-fraction", type=float, default=0.2)
+    p.add_argument("--sample", type=int, default=0, help="write a sample of N dev rows")
+    p.add_argument("--sample-out", type=Path, default=Path("tests/data/prompts_dev_sample.csv"))
     args = p.parse_args(argv)
     rows = tpm.load_rows(args.data)
     clusters = near_duplicate_clusters(rows.texts)
@@ -174,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{(near >= 0.8).sum()}")  # fmt: skip
     for f, _, te in loso_folds(rows.sources):
         print(f"  family {f:16s} {len(te):5d} rows")
+    if args.sample:
+        write_sample(args.data, dv, args.sample, args.seed, args.sample_out)
+        print(f"wrote {args.sample_out} ({args.sample} dev rows)")
     return 0
 
 

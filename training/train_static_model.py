@@ -71,7 +71,7 @@ def token_table(
             return {k: data[f"L{k}"] for k in layers}
     import torch
 
-    encoder, vocab_size, cls_id, sep_id = encoder_fn() if encoder_fn else _teacher()
+    encoder, vocab_size, cls_id, sep_id = encoder_fn() if encoder_fn else _teacher(max(layers))
     out = {k: np.zeros((vocab_size, encoder.config.hidden_size), np.float32) for k in layers}
     with torch.inference_mode():
         for start in range(0, vocab_size, batch):
@@ -85,10 +85,10 @@ def token_table(
     return out
 
 
-def _teacher() -> tuple[Any, int, int, int]:
-    """The full 6-layer teacher, its vocabulary size and [CLS]/[SEP] ids."""
+def _teacher(layers: int = 6) -> tuple[Any, int, int, int]:
+    """The teacher cut to ``layers`` layers, its vocabulary size and [CLS]/[SEP] ids."""
     tok = tpm.load_tokenizer(tpm.encoder_dir() / "tokenizer.json")
-    encoder = tpm.load_encoder(6)
+    encoder = tpm.load_encoder(layers)
     return encoder, tok.get_vocab_size(), tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
 
 

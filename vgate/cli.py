@@ -253,8 +253,9 @@ def eval_(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def model_train(ctx: typer.Context) -> None:
-    """Train, calibrate, export and quantize the prompt model (needs the 'train' extra and a
-    source checkout). Options are passed to training/train_prompt_model.py; try --help."""
+    """Train the default prompt model (static + MiniLM cascade) from prompts_train_v2.csv (needs
+    the 'train' extra and a source checkout). Options go to training/train_default_model.py;
+    try --help."""
     from vgate.commands.model import run_training
 
     raise typer.Exit(run_training(ctx.args))

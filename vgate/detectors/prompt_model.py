@@ -24,7 +24,7 @@ BUILTIN_PREFIX = "builtin:"
 MODEL_FILES = ("model.onnx", "tokenizer.json", "config.json")
 RESTORE_HINT = (
     "reinstall vgate to restore the shipped model, or rebuild it with "
-    "'python training/train_prompt_model.py --data <prompts.csv> --out <dir>'"
+    "'vgate model train --data <prompts_train_v2.csv> --out <dir>'"
 )
 BATCH_SIZE = 64
 TOKEN_BUDGET = 64 * 128
