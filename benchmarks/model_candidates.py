@@ -177,12 +177,32 @@ def tfidf_v1_candidate(bank: Bank, v1: tpm.Rows, seed: int) -> FitPredict:
 # --- evaluation ----------------------------------------------------------------------------------
 
 
-def loso_probs(bank: Bank, fit_predict: FitPredict) -> np.ndarray:
-    """Held-out probabilities of every train-part row (NaN for generated rows, never held out)."""
+_FOLD_FN: FitPredict | None = None
+
+
+def _run_fold(fold: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    assert _FOLD_FN is not None
+    return _FOLD_FN(*fold)
+
+
+def loso_probs(bank: Bank, fit_predict: FitPredict, workers: int = 1) -> np.ndarray:
+    """Held-out probabilities of every train-part row (NaN for generated rows, never held out);
+    folds run in ``workers`` forked processes (results do not depend on it)."""
+    global _FOLD_FN
     out = np.full(bank.rows.y.shape, np.nan)
     sources = [bank.rows.sources[i] for i in bank.train_idx]
-    for _, tr, te in splits.loso_folds(sources):
-        out[bank.train_idx[te]] = fit_predict(bank.train_idx[tr], bank.train_idx[te])
+    folds = [(bank.train_idx[tr], bank.train_idx[te]) for _, tr, te in splits.loso_folds(sources)]
+    if workers > 1:
+        import multiprocessing
+
+        _FOLD_FN = fit_predict
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_run_fold, folds, chunksize=1)
+        _FOLD_FN = None
+    else:
+        results = [fit_predict(tr, te) for tr, te in folds]
+    for (_, te), probs in zip(folds, results, strict=True):
+        out[te] = probs
     return out
 
 
@@ -226,7 +246,9 @@ def extras_report(bank: Bank, probs: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def evaluate(bank: Bank, name: str, fit_predict: FitPredict, store: Path) -> dict[str, Any]:
+def evaluate(
+    bank: Bank, name: str, fit_predict: FitPredict, store: Path, workers: int = 1
+) -> dict[str, Any]:
     """LOSO over the train part, then one fit on the whole train part scored on dev + extras.
 
     Probabilities are kept in ``store`` (one .npz per candidate), so candidates can run in
@@ -238,7 +260,7 @@ def evaluate(bank: Bank, name: str, fit_predict: FitPredict, store: Path) -> dic
         data = np.load(path)
         loso, final, seconds = data["loso"], data["final"], float(data["seconds"])
     else:
-        loso = loso_probs(bank, fit_predict)
+        loso = loso_probs(bank, fit_predict, workers)
         extra = np.concatenate(list(bank.extra_idx.values()))
         final = np.zeros(bank.rows.y.shape)
         scored = np.concatenate([bank.dev_idx, extra])
@@ -353,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         help="compute only candidates whose name contains one of these (others are read from "
         "earlier runs' stored probabilities when present, else left out)",
     )
+    p.add_argument("--exact", action="store_true", help="--only names are exact names")
+    p.add_argument("--workers", type=int, default=1, help="processes for the LOSO folds")
     p.add_argument("--no-shipped", action="store_true", help="skip the v1 default as shipped")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "vgate-train")
     p.add_argument("--out", type=Path, default=RESULTS / "model_candidates.json")
@@ -425,10 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     full: dict[str, dict[str, Any]] = {}
     for name, make in candidates.items():
         store = args.work_dir / f"candidates-seed{args.seed}"
-        selected = not args.only or any(s in name for s in args.only)
+        selected = not args.only or name in args.only or any(s in name for s in args.only)
+        selected = selected and not (args.exact and name not in args.only)
         if not selected and not (store / f"{slug(name)}.npz").exists():
             continue  # not selected and not computed by an earlier run
-        full[name] = evaluate(bank, name, make(), store)
+        full[name] = evaluate(bank, name, make(), store, args.workers)
         res["candidates"][name] = full[name]["result"]
     if not args.no_shipped:
         shipped = "prompt-cascade v1 (as shipped, not refitted)"

@@ -383,8 +383,8 @@ def test_policy_check_and_list(vgate_main, tmp_path: Path) -> None:
     result = vgate_main("policy", "check", "default", str(custom))
     assert result.code == 0
     assert result.stdout.splitlines() == [
-        "default: ok (rules, model; model builtin:prompt-cascade)",
-        f"{custom}: ok (rules; model builtin:prompt-cascade)",
+        "default: ok (rules, model; model builtin:prompt-v2)",
+        f"{custom}: ok (rules; model builtin:prompt-v2)",
     ]
     listed = vgate_main("policy", "list")
     assert listed.code == 0

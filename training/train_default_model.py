@@ -48,7 +48,12 @@ def train_minilm(
     tok = tpm.load_tokenizer(tpm.encoder_dir() / "tokenizer.json")
     encoder = tpm.load_encoder(args.layers)
     tr = rows.subset(train_idx)
-    x = tpm.embed(encoder, tok, tr.texts, [args.layers])[args.layers]
+    # all rows are embedded once and cached (the benchmark reads the same cache); dev rows'
+    # embeddings are never used for fitting
+    emb = tpm.cached_embeddings(
+        rows, [args.layers], work / "cache", "frozen", lambda: (encoder, tok)
+    )[args.layers]
+    x = emb[train_idx]
     weights = tpm.source_weights(tr.sources, args.source_power) if args.source_power else None
     head = tpm.fit_calibrated_head(x, tr.y, tr.labels, args.C, args.seed, weights=weights)
     fp32, fused, int8 = (work / f"minilm.{k}.onnx" for k in ("fp32", "fused", "int8"))
@@ -120,10 +125,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     print(f"{len(rows.texts)} rows: {len(train_idx)} train, {len(dev_idx)} dev (near-dup-free)")
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    minilm_graph, minilm = train_minilm(rows, train_idx, args, work)
-    print(f"minilm part trained ({minilm['seconds']:.0f} s)", flush=True)
     static_graph, static = train_static(rows, train_idx, args, work)
     print(f"static part trained ({static['seconds']:.0f} s)", flush=True)
+    minilm_graph, minilm = train_minilm(rows, train_idx, args, work)
+    print(f"minilm part trained ({minilm['seconds']:.0f} s)", flush=True)
 
     trained_on = (
         f"{args.data.name}: {len(train_idx)} rows incl. {args.negatives} generated non-prompt "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL = "builtin:prompt-cascade"
-"""The prompt model a policy uses when it names none (models/prompt-cascade/CARD.md)."""
+DEFAULT_MODEL = "builtin:prompt-v2"
+"""The prompt model a policy uses when it names none (models/prompt-v2/CARD.md)."""
 
 
 def shipped_dir(kind: str) -> Path:
