@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from vgate.categories import CATEGORY_IDS
+from vgate.detectors.prompt_model import PromptModelDetector
 from vgate.evaluate import compute_metrics, load_labelled_csv, score_texts
 from vgate.gate import Gate
-from vgate.detectors.prompt_model import PromptModelDetector
 from vgate.resources import DEFAULT_MODEL
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "prompts_dev_sample.csv"

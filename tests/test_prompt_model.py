@@ -317,3 +317,27 @@ def test_bad_cascade_config(tmp_path: Path, patch: dict, message: str) -> None:
     with pytest.raises(ModelError, match=message) as exc:
         PromptModelDetector(target).detect(["a cat"])
     assert "config.json" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_shipped_models_fit_the_wheel_budget() -> None:
+    """Every shipped model file is under 50 MB and all of models/ is at most 60 MB."""
+    files = [p for p in shipped_dir("models").rglob("*") if p.is_file()]
+    assert all(p.stat().st_size < 50e6 for p in files)
+    assert sum(p.stat().st_size for p in files) <= 60e6
+
+
+def test_default_v2_cascade_loads_its_builtin_parts() -> None:
+    cascade = PromptModelDetector("builtin:prompt-v2")._as_cascade()
+    assert isinstance(cascade, CascadeDetector)
+    assert cascade.first.directory == shipped_dir("models") / "prompt-v2-static"
+    assert cascade.second.directory == shipped_dir("models") / "prompt-v2-minilm"
+    # old builtins stay loadable for one release
+    for old in ("builtin:prompt-cascade", "builtin:prompt-minilm", "builtin:prompt-static"):
+        assert PromptModelDetector(old).detect(["a cat on a sofa"]).scores.shape == (1, 5)
+
+
+@pytest.mark.parametrize("text", ["numpy==1.26", "torch>=2", "src/utils/io.py", "3.14159"])
+def test_default_model_scores_non_prompt_text_low(text: str) -> None:
+    """The v1 default blocked `numpy==1.26` (pornographic 0.67) and `torch>=2` (violent 0.60)."""
+    scores = PromptModelDetector("builtin:prompt-v2").detect([text]).scores
+    assert scores.max() < 0.5

@@ -9,8 +9,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
-import hard_negatives  # noqa: E402
-import splits  # noqa: E402
+import hard_negatives
+import splits
 
 
 def test_jaccard_threshold_groups_near_copies_only() -> None:
@@ -44,7 +44,7 @@ def test_split_keeps_clusters_whole_and_generated_rows_in_train() -> None:
     near = splits.max_jaccard_to([texts[i] for i in dv], [texts[i] for i in tr])
     assert (near < splits.JACCARD).all()
     # the same rows without the generated ones give the same dev split
-    tr2, dv2 = splits.near_dup_free_split(texts[:-2], labels[:-2], 0.2, 0, sources[:-2])
+    _, dv2 = splits.near_dup_free_split(texts[:-2], labels[:-2], 0.2, 0, sources[:-2])
     assert dv2.tolist() == dv.tolist()
 
 
