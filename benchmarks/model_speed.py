@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         res["model_alone"][ref] = row
         print(f"  {ref:32s} {row}", flush=True)
+        save(res, args.out)  # a run cut short still leaves what it measured
 
     e2e: dict[str, Any] = {"n_prompts": len(texts)}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"  vgate scan --format jsonl, {ref}: {e2e[ref]}", flush=True)
     res["vgate_scan_jsonl"] = e2e
+    save(res, args.out)
     startup = {}
     for ref in (args.models[0], args.baseline):
         for label, text in (
@@ -181,10 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         res["note"] = "taken while other processes loaded the machine: figures understate speed"
         print(res["note"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    save(res, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def save(res: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":
