@@ -41,8 +41,9 @@ import train_prompt_model as tpm
 import train_static_model as tsm
 from model_quality import TfidfBaseline
 
+from vgate.commands.eval import score_texts
 from vgate.detectors.prompt_model import PromptModelDetector, cascade_escalates, cascade_merge
-from vgate.evaluate import compute_metrics, score_texts
+from vgate.metrics import compute_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TH = tpm.THRESHOLDS

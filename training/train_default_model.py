@@ -33,7 +33,8 @@ import splits
 import train_prompt_model as tpm
 import train_static_model as tsm
 
-from vgate.evaluate import compute_metrics, score_texts
+from vgate.commands.eval import score_texts
+from vgate.metrics import compute_metrics
 
 NAME = "prompt-v2"
 """The cascade's directory (``builtin:prompt-v2``); its parts get ``-static`` / ``-minilm``."""

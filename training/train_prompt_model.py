@@ -40,7 +40,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vgate.categories import CATEGORY_IDS
-from vgate.evaluate import compute_metrics, parse_label
+from vgate.inputs.labelled import parse_label
+from vgate.metrics import compute_metrics
 
 MODEL_VERSION = "prompt-minilm-1"
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
