@@ -14,7 +14,7 @@ class Detection:
     """What a detector says about a batch.
 
     ``scores`` is float32 ``[n, 5]`` in 0..1, columns in ``CATEGORY_IDS`` order.
-    ``notes`` holds per-item remarks (e.g. ``{3: ["scored in 2 overlapping windows ..."]}``), sparse.
+    ``notes`` holds per-item remarks (e.g. ``{3: ["scored in 2 overlapping windows ..."]}``).
     ``evidence`` holds per-item, per-category reasons (e.g. matched rule terms), sparse.
     """
 
