@@ -121,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1024)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--startup-runs", type=int, default=5)
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        choices=("alone", "scan", "startup"),
+        default=["alone", "scan", "startup"],
+        help="what to measure (default: all)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "model_speed.json")
     args = p.parse_args(argv)
 
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_alone": {},
     }
     print(f"{len(sample)} unseen prompts; load average {load_before[0]:.2f}")
-    for ref in [*args.models, args.baseline]:
+    for ref in [*args.models, args.baseline] if "alone" in args.sections else []:
         det = PromptModelDetector(ref)
         row: dict[str, Any] = {"escalated_share": escalated_share(ref, sample)}
         for call in (64, len(sample)):
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     e2e: dict[str, Any] = {"n_prompts": len(texts)}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for ref in (args.models[0], args.baseline):
+        for ref in (args.models[0], args.baseline) if "scan" in args.sections else ():
             quarter = texts[: len(texts) // 4]
             t_q, t_all = scan_seconds(quarter, tmp, ref), scan_seconds(texts, tmp, ref)
             e2e[ref] = {
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     res["vgate_scan_jsonl"] = e2e
     save(res, args.out)
     startup = {}
-    for ref in (args.models[0], args.baseline):
+    for ref in (args.models[0], args.baseline) if "startup" in args.sections else ():
         for label, text in (
             ("decided by the first model", DECIDED_ALONE),
             ("escalated", ESCALATED),
