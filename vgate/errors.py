@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vgate import DISTRIBUTION
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
@@ -31,5 +33,5 @@ class MissingExtraError(VgateError):
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
             f"this command needs the '{module}' package; "
-            f"install it with: pip install 'vgate[{extra}]'"
+            f"install it with: pip install '{DISTRIBUTION}[{extra}]'"
         )
