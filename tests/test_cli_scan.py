@@ -405,7 +405,7 @@ def test_policy_show_round_trips(vgate_main, tmp_path: Path, name: str) -> None:
         )
     result = vgate_main("policy", "show", name)
     assert result.code == 0
-    assert result.stdout.startswith(f"# resolved policy: {name}\n")
+    assert result.stdout.startswith(f"# resolved policy: {name} (from --policy)\n")
     shown = write(tmp_path / "shown.yaml", result.stdout)
     reloaded, original = load_policy(shown), load_policy(name)
     assert dataclasses.replace(reloaded, name="") == dataclasses.replace(original, name="")

@@ -20,7 +20,22 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 PolicyOption = Annotated[
-    str, typer.Option("--policy", "-p", help="Shipped policy name or path to a YAML policy.")
+    str | None,
+    typer.Option(
+        "--policy",
+        "-p",
+        metavar="NAME|FILE",
+        help="Shipped policy name or path to a YAML policy (default: the .vgate.yaml, vgate.yaml "
+        "or pyproject.toml [tool.vgate] found from here up to the repository root, else "
+        "'default').",
+        show_default=False,
+    ),
+]
+NoConfigOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-config", help="Do not look for .vgate.yaml, vgate.yaml, pyproject.toml, .vgateignore."
+    ),
 ]
 DetectorOption = Annotated[
     str | None,
@@ -65,7 +80,28 @@ def scan(
         list[str] | None,
         typer.Option("--text", "-t", help="Scan this prompt (repeatable).", show_default=False),
     ] = None,
-    policy: PolicyOption = "default",
+    policy: PolicyOption = None,
+    no_config: NoConfigOption = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="GLOB",
+            help="Do not read files matching this gitignore-style glob (repeatable; also "
+            ".vgateignore and the policy's files.exclude).",
+            show_default=False,
+        ),
+    ] = None,
+    diff_base: Annotated[
+        str | None,
+        typer.Option(
+            "--diff-base",
+            metavar="REF",
+            help="Read only files changed since the merge base of this git ref and HEAD "
+            "(committed or not, and untracked ones), e.g. origin/main on a pull request.",
+            show_default=False,
+        ),
+    ] = None,
     detector: DetectorOption = None,
     model: ModelOption = None,
     output_format: Annotated[
@@ -173,6 +209,9 @@ def scan(
         paths=paths or [],
         texts=text or [],
         policy=policy,
+        no_config=no_config,
+        excludes=exclude or [],
+        diff_base=diff_base,
         detectors=detector,
         model=model,
         output_format=output_format,
@@ -208,12 +247,22 @@ def policy_check(
 
 @policy_app.command("show")
 def policy_show(
-    name: Annotated[str, typer.Argument(help="Policy name or YAML file.")] = "default",
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NAME|FILE]",
+            help="Policy name or YAML file (default: the discovered config, else 'default').",
+            show_default=False,
+        ),
+    ] = None,
+    no_config: NoConfigOption = False,
 ) -> None:
-    """Print a policy as resolved (after 'extends' and defaults) in YAML."""
+    """Print a policy as resolved (after 'extends' and defaults) in YAML, and which file it is."""
     from vgate.commands.policy import show_policy
+    from vgate.config import choose_policy
 
-    show_policy(name)
+    choice = choose_policy(name, no_config)
+    show_policy(choice.ref, choice.origin)
 
 
 @policy_app.command("list")
@@ -234,7 +283,7 @@ app.add_typer(model_app, name="model")
 def eval_(
     data: Annotated[Path, typer.Option(help="Labelled CSV with columns id,text,label.")],
     model: ModelOption = None,
-    policy: PolicyOption = "default",
+    policy: PolicyOption = None,
     detector: DetectorOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON here.")
@@ -242,9 +291,10 @@ def eval_(
 ) -> None:
     """Measure detectors on labelled prompts: unsafe-vs-safe P/R/F1/ROC-AUC, per-category
     metrics, confusion table and calibration error, at the policy's thresholds."""
+    from vgate.config import choose_policy
     from vgate.evaluate import run_eval
 
-    run_eval(data, policy=policy, detectors=detector, model=model, output=output)
+    run_eval(data, policy=choose_policy(policy).ref, detectors=detector, model=model, output=output)
 
 
 @model_app.command(
@@ -292,7 +342,7 @@ def generate(
             "and, when the policy asks, the output frame check. --plain generates unguarded.",
         ),
     ] = False,
-    policy: PolicyOption = "default",
+    policy: PolicyOption = None,
     probe: Annotated[
         str | None,
         typer.Option(help="Probe directory or builtin:<name> (default: generation.probe)."),
@@ -331,13 +381,14 @@ def generate(
     """Generate a video from a prompt. With --guarded, unsafe prompts are stopped before the
     model runs or after a few sampling steps, and no video is written. Exit 0: written; 1:
     blocked (at or above --fail-on); 2: usage or input error."""
+    from vgate.config import choose_policy
     from vgate.lvd.generate import GenerateOptions, generate_command
 
     options = GenerateOptions(
         prompt=prompt,
         model=model,
         guarded=guarded,
-        policy=policy,
+        policy=choose_policy(policy).ref,
         probe=probe,
         out=out,
         steps=steps,
@@ -461,7 +512,7 @@ def probe_train(
 def probe_eval(
     collection: CollectionArgument,
     probe: Annotated[str, typer.Option(help="Probe directory or builtin:<name>.")],
-    policy: PolicyOption = "default",
+    policy: PolicyOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the metrics as JSON here.")
     ] = None,
@@ -476,9 +527,11 @@ def probe_eval(
 ) -> None:
     """Per-step accuracy of the probe and the compute the policy's stop rule saves on unsafe
     prompts (steps run with and without the defense), single-step threshold vs first-η vote."""
+    from vgate.config import choose_policy
     from vgate.lvd.evaluate import evaluate_probe
 
-    evaluate_probe(collection, probe, policy, output, plot, split=split, device=device)
+    policy_ref = choose_policy(policy).ref
+    evaluate_probe(collection, probe, policy_ref, output, plot, split=split, device=device)
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from vgate.config import IGNORE_FILE, choose_policy, find_ignore_file
 from vgate.errors import VgateError
 from vgate.findings import InputIssue, ScanMeta, ScanSummary
 from vgate.gate import Gate
@@ -22,8 +25,10 @@ from vgate.inputs.video import MAX_SAMPLES, is_video
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code, run_scan
+from vgate.selection import FileSelection, GlobSet, changed_files, read_ignore_file
 
 if TYPE_CHECKING:
+    from vgate.policy import Policy
     from vgate.video_scan import VideoScanner
 
 PROGRESS_MIN_LINES = 5_000
@@ -35,7 +40,13 @@ class ScanOptions:
 
     paths: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-    policy: str = "default"
+    policy: str | None = None
+    """``--policy``; None: the discovered config (``vgate.config``), else the default policy."""
+    no_config: bool = False
+    excludes: list[str] = field(default_factory=list)
+    """``--exclude``: gitignore-style globs of files not to read."""
+    diff_base: str | None = None
+    """``--diff-base``: read only files changed against this git ref."""
     detectors: str | None = None
     model: str | None = None
     output_format: str = "table"
@@ -71,10 +82,6 @@ def _validate(o: ScanOptions) -> None:
     _check_choice("--format", o.output_format, FORMATS)
     _check_choice("--fail-on", o.fail_on, FAIL_ON)
     _check_choice("--input-format", o.input_format, INPUT_FORMATS)
-    if not o.paths and not o.texts:
-        raise VgateError(
-            "nothing to scan: give prompt or video files, directories, - for stdin, or --text"
-        )
     if o.frames is not None and o.fps is not None:
         raise VgateError("give --frames or --fps, not both")
     if o.frames is not None and not 1 <= o.frames <= MAX_SAMPLES:
@@ -83,6 +90,37 @@ def _validate(o: ScanOptions) -> None:
         raise VgateError(f"--fps must be from 0.001 to 1000, got {o.fps:g}")
     if o.labels is not None and o.frame_model is None:
         raise VgateError("--labels needs --frame-model")
+
+
+def _paths_to_scan(o: ScanOptions, policy: Policy) -> list[str]:
+    """The paths given, else the policy file's folder when its ``files.include`` names files."""
+    if o.paths or o.texts:
+        return o.paths
+    if policy.files.include and policy.files.root is not None:
+        return [os.path.relpath(policy.files.root)]
+    raise VgateError(
+        "nothing to scan: give prompt or video files, directories, - for stdin, or --text "
+        "(or list them under files.include in .vgate.yaml)"
+    )
+
+
+def _selection(o: ScanOptions, policy: Policy) -> FileSelection:
+    """Excludes from --exclude, .vgateignore and the policy; the policy's includes; --diff-base."""
+    select = FileSelection()
+    if o.excludes:
+        select.excludes.append(GlobSet.of(Path.cwd(), o.excludes, "--exclude"))
+    ignore_file = None if o.no_config else find_ignore_file()
+    if ignore_file is not None:
+        globs = read_ignore_file(ignore_file)
+        select.excludes.append(GlobSet.of(ignore_file.parent, globs, IGNORE_FILE))
+    root = policy.files.root or Path.cwd()
+    if policy.files.exclude:
+        select.excludes.append(GlobSet.of(root, policy.files.exclude, "files.exclude"))
+    if policy.files.include:
+        select.include = GlobSet.of(root, policy.files.include, "files.include")
+    if o.diff_base is not None:
+        select.changed = changed_files(o.diff_base)
+    return select
 
 
 @contextlib.contextmanager
@@ -99,12 +137,14 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
+def _progress(
+    o: ScanOptions, select: FileSelection | None = None
+) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar when stderr is a terminal, plain log lines with ``--progress``
     elsewhere (CI logs), or None when it should stay quiet."""
     terminal = sys.stderr.isatty()
     show = o.progress if o.progress is not None else terminal
-    total = count_lines(o.paths) if show else None
+    total = count_lines(o.paths, select) if show else None
     if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
         show = False
     if not show:
@@ -135,12 +175,14 @@ class LogProgress:
         print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
-def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
+def _video_scanner(
+    o: ScanOptions, gate: Gate, select: FileSelection | None = None
+) -> VideoScanner | None:
     """The video scanner with its frame detector loaded (a broken model fails here, before any
     report), or None when no input is a video and no frame model was asked for."""
     has_video = any(
         not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
-        for item in expand_paths(o.paths)
+        for item in expand_paths(o.paths, select)
     )
     if not has_video and o.frame_model is None:
         return None
@@ -172,19 +214,24 @@ def summary_line(summary: ScanSummary) -> str:
 
 def scan_command(o: ScanOptions) -> int:
     """Run a scan as the CLI does and return the exit code."""
+    o = dataclasses.replace(o, policy=choose_policy(o.policy, o.no_config).ref)
     if o.engine != "local" or o.ray_address or o.ray_workers:
         from vgate.commands.scan_ray import scan_ray_command
 
+        if o.excludes or o.diff_base:
+            raise VgateError("--exclude and --diff-base are not available with --engine ray")
         return scan_ray_command(o)
     _validate(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
+    o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
+    select = _selection(o, gate.policy)
     known = None
     if o.baseline is not None:
         from vgate.baseline import load_baseline
 
         known = load_baseline(o.baseline)
     gate.warm_up()
-    videos = _video_scanner(o, gate)
+    videos = _video_scanner(o, gate, select)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
         policy=o.policy,
@@ -196,9 +243,11 @@ def scan_command(o: ScanOptions) -> int:
     )
     items = chain(
         text_records(o.texts),
-        iter_inputs(o.paths, input_format=o.input_format, column=o.column, field=o.field),
+        iter_inputs(
+            o.paths, input_format=o.input_format, column=o.column, field=o.field, select=select
+        ),
     )
-    with _open_output(o.output) as stream, _progress(o) as on_progress:
+    with _open_output(o.output) as stream, _progress(o, select) as on_progress:
         reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
         reporter.start(meta)
         summary = run_scan(
@@ -212,6 +261,9 @@ def scan_command(o: ScanOptions) -> int:
         )
     for note in summary.notes:
         print(f"vgate: warning: {note}", file=sys.stderr)
+    if not o.quiet:
+        for note in select.notes():
+            print(f"vgate: note: {note}", file=sys.stderr)
     if summary.error_count > len(summary.errors):
         hidden = summary.error_count - len(summary.errors)
         print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)

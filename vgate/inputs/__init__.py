@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from vgate.findings import InputIssue
 from vgate.inputs.prompts import (
@@ -20,6 +20,9 @@ from vgate.inputs.prompts import (
     read_txt,
 )
 from vgate.inputs.video import VIDEO_EXTENSIONS, VideoItem, is_video
+
+if TYPE_CHECKING:
+    from vgate.selection import FileSelection
 
 FORMATS = ("auto", "txt", "csv", "jsonl")
 PROMPT_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -50,11 +53,13 @@ def files_under(
     )
 
 
-def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | InputIssue]:
+def expand_paths(
+    paths: Sequence[str], select: FileSelection | None = None
+) -> Iterator[tuple[str, Path | None] | InputIssue]:
     """Yield ``(display name, path)`` per file to read (``path`` None for stdin).
 
     Directories are walked recursively in sorted order for prompt and video files; hidden
-    entries are skipped.
+    entries are skipped, and so are files that ``select`` leaves out (excludes, --diff-base).
     Display names spell out bytes of a file name that are not UTF-8 (see ``printable``).
     """
     for arg in paths:
@@ -71,9 +76,11 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | Inp
                     printable(arg), f"directory has no prompt files ({exts}) or videos ({videos})"
                 )
             for p in found:
-                yield printable(str(p)), p
+                if select is None or select.allows(p, named=False):
+                    yield printable(str(p)), p
         elif path.exists():
-            yield printable(arg), path
+            if select is None or select.allows(path, named=True):
+                yield printable(arg), path
         else:
             yield InputIssue(printable(arg), "no such file or directory")
 
@@ -100,13 +107,14 @@ def iter_inputs(
     input_format: str = "auto",
     column: str | None = None,
     field: str | None = None,
+    select: FileSelection | None = None,
 ) -> Iterator[InputItem]:
     """All records from all paths, in order; unreadable files and lines become issues.
 
     Files with a video extension (``VIDEO_EXTENSIONS``) are yielded as ``VideoItem`` whatever
     ``input_format`` says: the scan decodes them (``vgate.video_scan``).
     """
-    for item in expand_paths(paths):
+    for item in expand_paths(paths, select):
         if isinstance(item, InputIssue):
             yield item
             continue
@@ -138,10 +146,10 @@ def text_records(texts: Sequence[str]) -> Iterator[ReadItem]:
             yield make_record(text, "<text>", line)
 
 
-def count_lines(paths: Sequence[str]) -> int | None:
+def count_lines(paths: Sequence[str], select: FileSelection | None = None) -> int | None:
     """Physical lines in the files to read: the progress bar's total (None with stdin)."""
     total = 0
-    for item in expand_paths(paths):
+    for item in expand_paths(paths, select):
         if isinstance(item, InputIssue):
             continue
         if item[1] is None:
