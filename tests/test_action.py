@@ -177,8 +177,9 @@ def test_script_is_executable_bash() -> None:
 def repo(tmp_path: Path) -> Path:
     """A repository with a prompts dir holding a safe and an unsafe file, and the files an
     ordinary repository has that are no prompts."""
-    (tmp_path / ".git").mkdir()
-    prompts = tmp_path / "prompts"
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    prompts = repo / "prompts"
     prompts.mkdir()
     (prompts / "safe.txt").write_text(
         "a golden retriever running through sunflowers\ntime-lapse of clouds over mountains\n",
@@ -191,14 +192,16 @@ def repo(tmp_path: Path) -> Path:
         "a demon crawling out of a closet, horror movie\n",
         encoding="utf-8",
     )
-    (tmp_path / "requirements.txt").write_text("numpy==1.26\n", encoding="utf-8")
-    (tmp_path / "metrics.csv").write_text("step,loss\n1,0.5\n", encoding="utf-8")
-    return tmp_path
+    (repo / "requirements.txt").write_text("numpy==1.26\n", encoding="utf-8")
+    (repo / "metrics.csv").write_text("step,loss\n1,0.5\n", encoding="utf-8")
+    return repo
 
 
 def run_action(repo: Path, **inputs: str) -> tuple[int, dict[str, str], str, str]:
     """Run the script as the composite step would; (exit code, outputs, stdout, stderr)."""
-    github_output = repo / "github_output.txt"
+    runner = repo.parent / "runner"  # outside the workspace, as on a GitHub runner
+    runner.mkdir(exist_ok=True)
+    github_output = runner / "github_output.txt"
     github_output.write_text("", encoding="utf-8")
     env = {
         **os.environ,
@@ -206,7 +209,7 @@ def run_action(repo: Path, **inputs: str) -> tuple[int, dict[str, str], str, str
         "VGATE_CMD": f"{sys.executable} -m vgate.cli",
         "VGATE_PYTHON": sys.executable,
         "GITHUB_OUTPUT": str(github_output),
-        "GITHUB_STEP_SUMMARY": str(repo / "step_summary.md"),
+        "GITHUB_STEP_SUMMARY": str(runner / "step_summary.md"),
         "VGATE_PATHS": "prompts",
         # The rules detector needs no model file, so results are deterministic.
         "VGATE_EXTRA_ARGS": "--detector rules",
@@ -256,7 +259,8 @@ def test_annotations_by_default_and_counts(repo: Path, fail_on: str, code: int) 
     assert all("file=prompts/unsafe.txt" in props for _, props in found)
     assert ["line=3" in found[0][1], "line=4" in found[1][1]] == [True, True]
     assert not (repo / "vgate.sarif").exists()
-    assert "Scanned 5 prompts: 1 blocked" in (repo / "step_summary.md").read_text()
+    summary = (repo.parent / "runner" / "step_summary.md").read_text(encoding="utf-8")
+    assert "Scanned 5 prompts: 1 blocked" in summary
 
 
 @requires_bash
