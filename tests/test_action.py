@@ -61,6 +61,7 @@ def test_inputs_and_defaults(action: dict) -> None:
         "diff-base": "",
         "fail-on": "block",
         "annotations": "true",
+        "sarif": "false",
         "upload-sarif": "false",
         "sarif-file": "vgate.sarif",
         "report-format": "",
@@ -112,7 +113,6 @@ def test_steps_wiring(action: dict) -> None:
         "VGATE_DIFF_BASE": "diff-base",
         "VGATE_FAIL_ON": "fail-on",
         "VGATE_ANNOTATIONS": "annotations",
-        "VGATE_SARIF": "upload-sarif",
         "VGATE_SARIF_FILE": "sarif-file",
         "VGATE_REPORT_FORMAT": "report-format",
         "VGATE_REPORT_FILE": "report-file",
@@ -121,6 +121,7 @@ def test_steps_wiring(action: dict) -> None:
     }
     assert scan["env"] == {
         **{k: f"${{{{ inputs.{v} }}}}" for k, v in expected_env.items()},
+        "VGATE_SARIF": "${{ inputs.sarif == 'true' || inputs.upload-sarif == 'true' }}",
         "VGATE_DEFER_EXIT": "true",
     }
     for step in runs["steps"]:
@@ -129,7 +130,7 @@ def test_steps_wiring(action: dict) -> None:
             # Inputs reach shell code through env only (no expression injection).
             assert "${{" not in step["run"]
     script = SCRIPT.read_text(encoding="utf-8")
-    for variable in [*expected_env, "VGATE_DEFER_EXIT"]:
+    for variable in [*expected_env, "VGATE_SARIF", "VGATE_DEFER_EXIT"]:
         assert variable in script
 
 

@@ -273,6 +273,30 @@ def policy_list() -> None:
     list_policies()
 
 
+@app.command()
+def init(
+    directory: Annotated[
+        Path,
+        typer.Argument(metavar="[DIR]", help="Project folder (default: here).", show_default=False),
+    ] = Path("."),
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="GLOB",
+            help="Prompt files to scan, as files.include globs (repeatable; default: prompts/).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a starter .vgate.yaml (extends default, with comments) and
+    .github/workflows/vgate.yml (checkout, the vgate Action with annotations, SARIF upload)."""
+    from vgate.commands.init import init_project
+
+    raise typer.Exit(init_project(directory, include or [], force=force))
+
+
 # --- eval and model (prompt-model owner) ---------------------------------------------------------
 
 model_app = typer.Typer(help="Train the embedded prompt model.", no_args_is_help=True)

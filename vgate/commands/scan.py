@@ -223,8 +223,15 @@ def scan_command(o: ScanOptions) -> int:
         return scan_ray_command(o)
     _validate(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
+    configured = not o.paths and not o.texts
     o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
     select = _selection(o, gate.policy)
+    if configured and not any(not isinstance(i, InputIssue) for i in expand_paths(o.paths, select)):
+        globs = ", ".join(gate.policy.files.include)
+        raise VgateError(
+            f"{o.policy}: files.include ({globs}) matches no prompt or video file; "
+            "give paths or fix the globs"
+        )
     known = None
     if o.baseline is not None:
         from vgate.baseline import load_baseline
