@@ -102,6 +102,14 @@ def scan(
             show_default=False,
         ),
     ] = None,
+    respect_include: Annotated[
+        bool,
+        typer.Option(
+            "--respect-include",
+            help="Read a named file only if the policy's files.include (when set) matches it, "
+            "as pre-commit needs: it names every changed file.",
+        ),
+    ] = False,
     detector: DetectorOption = None,
     model: ModelOption = None,
     output_format: Annotated[
@@ -212,6 +220,7 @@ def scan(
         no_config=no_config,
         excludes=exclude or [],
         diff_base=diff_base,
+        respect_include=respect_include,
         detectors=detector,
         model=model,
         output_format=output_format,

@@ -4,8 +4,9 @@
   folder) and the policy's ``files.exclude`` (relative to the policy file's folder) are
   gitignore-style globs; a file they match is not read, whether named or found in a directory.
 - The policy's ``files.include`` narrows directory walks to the files it matches (a file named on
-  the command line is always read unless excluded); with no path given, vgate scans the policy
-  file's folder through it.
+  the command line is read unless excluded, or with ``--respect-include`` unless outside the
+  includes, for pre-commit, which names every changed file); with no path given, vgate scans the
+  policy file's folder through it.
 - ``--diff-base REF`` keeps only files changed between the merge base of REF and HEAD and the
   working tree, plus untracked files (as ``git diff --merge-base REF`` and ``git status`` see them).
 """
@@ -60,6 +61,8 @@ class FileSelection:
     excludes: list[GlobSet] = field(default_factory=list)
     include: GlobSet | None = None
     changed: set[Path] | None = None
+    include_named: bool = False
+    """Apply ``include`` to files named on the command line too (``--respect-include``)."""
     excluded: set[Path] = field(default_factory=set)
     unchanged: set[Path] = field(default_factory=set)
 
@@ -67,7 +70,9 @@ class FileSelection:
         """True to read ``path``; ``named`` when it was given on the command line."""
         location = real_location(path)
         if any(globs.matches(location) for globs in self.excludes) or (
-            not named and self.include is not None and not self.include.matches(location)
+            (self.include_named or not named)
+            and self.include is not None
+            and not self.include.matches(location)
         ):
             self.excluded.add(location)
             return False

@@ -47,6 +47,8 @@ class ScanOptions:
     """``--exclude``: gitignore-style globs of files not to read."""
     diff_base: str | None = None
     """``--diff-base``: read only files changed against this git ref."""
+    respect_include: bool = False
+    """``--respect-include``: named files too must match the policy's ``files.include``."""
     detectors: str | None = None
     model: str | None = None
     output_format: str = "table"
@@ -106,7 +108,7 @@ def _paths_to_scan(o: ScanOptions, policy: Policy) -> list[str]:
 
 def _selection(o: ScanOptions, policy: Policy) -> FileSelection:
     """Excludes from --exclude, .vgateignore and the policy; the policy's includes; --diff-base."""
-    select = FileSelection()
+    select = FileSelection(include_named=o.respect_include)
     if o.excludes:
         select.excludes.append(GlobSet.of(Path.cwd(), o.excludes, "--exclude"))
     ignore_file = None if o.no_config else find_ignore_file()
