@@ -98,7 +98,7 @@ def test_video_and_prompts_in_one_run(vgate_main, media: dict, tmp_path: Path) -
     }
     assert report["summary"]["videos"] == 1 and report["summary"]["scanned"] == 6
     assert "frame-model" in report["meta"]["detectors"]
-    assert "scanned 6 items (1 video)" in result.stderr
+    assert "scanned 1 prompt and 1 video: " in result.stderr
 
 
 def test_uniform_frames_give_the_range_of_the_flagged_samples(vgate_main, media: dict) -> None:
@@ -171,7 +171,7 @@ def test_table_shows_video_locations(vgate_main, media: dict) -> None:
     assert result.code == 1
     assert f"{media['red']} [frames 1.50-2.50 s]" in result.stdout
     assert f"{media['red']} [subtitle 2.00-3.50 s]" in result.stdout
-    assert "Scanned 5 items (1 video)" in result.stdout
+    assert "Scanned 1 video: 3 blocked" in result.stdout  # not "5 items (1 video)"
 
 
 # --- SARIF and baselines -------------------------------------------------------------------------

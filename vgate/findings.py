@@ -163,6 +163,8 @@ class ScanSummary:
     seconds: float = 0.0
     videos: int = 0
     """Video files opened and scanned (in full or in part)."""
+    video_results: int = 0
+    """Verdicts on videos (frames, text tracks) among ``scanned``."""
     video_errors: int = 0
     """Input errors of kind ``video`` (kept or not)."""
     notes: list[str] = field(default_factory=list)

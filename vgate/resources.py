@@ -19,3 +19,9 @@ def shipped_dir(kind: str) -> Path:
     if in_wheel.is_dir():
         return in_wheel
     return _PACKAGE_DIR.parent / kind
+
+
+def builtin_models() -> list[str]:
+    """Names of the shipped prompt models (``builtin:<name>``)."""
+    models = shipped_dir("models")
+    return sorted(p.name for p in models.iterdir() if p.is_dir()) if models.is_dir() else []

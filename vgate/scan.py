@@ -69,15 +69,17 @@ def run_scan(
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
     videos: VideoScanner | None = None,
+    started: float | None = None,
 ) -> ScanSummary:
     """Scan every record and video, report every verdict in input order, and count them.
 
     Input issues are collected in the summary (the first ``MAX_KEPT_ERRORS`` are kept and passed
     to ``on_issue`` as they happen); they never stop the scan. ``videos`` scans video items
-    (default: the policy's video settings). Call ``reporter.start`` first.
+    (default: the policy's video settings). ``started`` (``time.perf_counter()``) is when the
+    command began, so that the elapsed time counts model loading. Call ``reporter.start`` first.
     """
     summary = ScanSummary()
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
 
     def issue(found: InputIssue) -> None:
         if summary.add_error(found) and on_issue:
@@ -98,6 +100,7 @@ def run_scan(
                 videos = VideoScanner(FrameChecker(gate.policy))
             verdicts, problems, opened = videos.scan(batch, gate)
             summary.videos += opened
+            summary.video_results += len(verdicts)
             report(verdicts)
             for problem in problems:
                 issue(problem)

@@ -24,6 +24,7 @@ from vgate.inputs.prompts import printable
 from vgate.inputs.video import MAX_SAMPLES, is_video
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
+from vgate.reports.table import summary_line as table_summary_line
 from vgate.scan import FAIL_ON, exit_code, run_scan
 from vgate.selection import FileSelection, GlobSet, changed_files, read_ignore_file
 
@@ -203,19 +204,14 @@ def _print_issue(issue: InputIssue) -> None:
 
 
 def summary_line(summary: ScanSummary) -> str:
-    """One line for stderr: counts and time."""
-    noun = "prompts"
-    if summary.videos or summary.video_errors:
-        noun = f"items ({summary.videos:,} video{'' if summary.videos == 1 else 's'})"
-    return (
-        f"vgate: scanned {summary.scanned:,} {noun}: {summary.blocked:,} blocked, "
-        f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
-        f"{summary.error_count:,} input errors in {summary.seconds:.2f} s"
-    )
+    """The table's summary line, for stderr: ``vgate: scanned 3 prompts: ...``."""
+    line = table_summary_line(summary)
+    return f"vgate: {line[0].lower()}{line[1:]}"
 
 
 def scan_command(o: ScanOptions) -> int:
     """Run a scan as the CLI does and return the exit code."""
+    started = time.perf_counter()
     o = dataclasses.replace(o, policy=choose_policy(o.policy, o.no_config).ref)
     if o.engine != "local" or o.ray_address or o.ray_workers:
         from vgate.commands.scan_ray import scan_ray_command
@@ -267,6 +263,7 @@ def scan_command(o: ScanOptions) -> int:
             on_issue=_print_issue,
             on_progress=on_progress,
             videos=videos,
+            started=started,
         )
     for note in summary.notes:
         print(f"vgate: warning: {note}", file=sys.stderr)
