@@ -107,8 +107,8 @@ fi
 
 sarif_ready=false
 if [[ "$sarif" == "true" ]]; then
-  if ! "$python" -m vgate.reports.ci counts "$sarif_file" >/dev/null 2>&1; then
-    "$python" -m vgate.reports.ci failed-sarif "$sarif_file" "$errors" \
+  if ! "$python" -m vgate.integrations.github_action counts "$sarif_file" >/dev/null 2>&1; then
+    "$python" -m vgate.integrations.github_action failed-sarif "$sarif_file" "$errors" \
       "${vgate_cmd[@]}" "${args[@]}" || rm -f "$sarif_file"
   fi
   [[ -s "$sarif_file" ]] && sarif_ready=true
@@ -119,7 +119,7 @@ declare -A count=()
 if [[ -s "$summary" ]]; then
   while IFS== read -r key value; do
     count[$key]="$value"
-  done < <("$python" -m vgate.reports.ci counts "$summary")
+  done < <("$python" -m vgate.integrations.github_action counts "$summary")
 fi
 
 output report "$([[ -n "$report_format" && -s "$report_file" ]] && echo "$report_file")"

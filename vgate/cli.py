@@ -340,7 +340,7 @@ def policy_show(
 ) -> None:
     """Print a policy as resolved (after 'extends' and defaults) in YAML, and which file it is."""
     from vgate.commands.policy import show_policy
-    from vgate.config import choose_policy
+    from vgate.policy.discovery import choose_policy
 
     choice = choose_policy(name, no_config)
     show_policy(choice.ref, choice.origin)
@@ -401,8 +401,8 @@ def eval_(
 ) -> None:
     """Measure detectors on labelled prompts: unsafe-vs-safe P/R/F1/ROC-AUC, per-category
     metrics, confusion table and calibration error, at the policy's thresholds."""
-    from vgate.config import choose_policy
-    from vgate.evaluate import run_eval
+    from vgate.commands.eval import run_eval
+    from vgate.policy.discovery import choose_policy
 
     run_eval(data, policy=choose_policy(policy).ref, detectors=detector, model=model, output=output)
 
@@ -522,9 +522,9 @@ def generate(
     blocked (at or above --fail-on); 2: usage or input error."""
     import importlib.util
 
-    from vgate.config import choose_policy
+    from vgate.commands.generate import GenerateOptions, generate_command
     from vgate.errors import MissingExtraError
-    from vgate.lvd.generate import GenerateOptions, generate_command
+    from vgate.policy.discovery import choose_policy
 
     for module in ("torch", "diffusers"):  # said first, before any prompt is checked
         if importlib.util.find_spec(module) is None:
@@ -666,7 +666,7 @@ def probe_train(
 ) -> None:
     """Train the latent probe on a collection, print per-step validation metrics and write
     probe.onnx, probe.json and CARD.md (needs the 'generate' extra)."""
-    from vgate.lvd.train import run_train
+    from vgate.commands.probe import run_train
 
     run_train(
         collection,
@@ -707,8 +707,8 @@ def probe_eval(
 ) -> None:
     """Per-step accuracy of the probe and the compute the policy's stop rule saves on unsafe
     prompts (steps run with and without the defense), single-step threshold vs first-η vote."""
-    from vgate.config import choose_policy
-    from vgate.lvd.evaluate import evaluate_probe
+    from vgate.commands.probe import evaluate_probe
+    from vgate.policy.discovery import choose_policy
 
     policy_ref = choose_policy(policy).ref
     evaluate_probe(collection, probe, policy_ref, output, plot, split=split, device=device)

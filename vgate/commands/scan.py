@@ -14,23 +14,23 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from vgate.config import IGNORE_FILE, choose_policy, find_ignore_file
+from vgate.core.findings import InputIssue, ScanMeta, ScanSummary
+from vgate.core.gate import Gate
+from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
-from vgate.findings import InputIssue, ScanMeta, ScanSummary
-from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
 from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
+from vgate.inputs.selection import FileSelection, GlobSet, changed_files, read_ignore_file
 from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.policy.discovery import IGNORE_FILE, choose_policy, find_ignore_file
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
 from vgate.reports.table import summary_line as table_summary_line
-from vgate.scan import FAIL_ON, exit_code, run_scan
-from vgate.selection import FileSelection, GlobSet, changed_files, read_ignore_file
 
 if TYPE_CHECKING:
+    from vgate.core.video import VideoScanner
     from vgate.policy import Policy
-    from vgate.video_scan import VideoScanner
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -42,7 +42,7 @@ class ScanOptions:
     paths: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     policy: str | None = None
-    """``--policy``; None: the discovered config (``vgate.config``), else the default policy."""
+    """``--policy``; None: the discovered config (``vgate.policy.discovery``), else default."""
     no_config: bool = False
     excludes: list[str] = field(default_factory=list)
     """``--exclude``: gitignore-style globs of files not to read."""
@@ -189,7 +189,7 @@ def _video_scanner(
     )
     if not has_video and o.frame_model is None:
         return None
-    from vgate.video_scan import FrameChecker, VideoScanner
+    from vgate.core.video import FrameChecker, VideoScanner
 
     checker = FrameChecker(
         gate.policy, frames=o.frames, fps=o.fps, frame_model=o.frame_model, labels=o.labels
@@ -232,7 +232,7 @@ def scan_command(o: ScanOptions) -> int:
         )
     known = None
     if o.baseline is not None:
-        from vgate.baseline import load_baseline
+        from vgate.core.baseline import load_baseline
 
         known = load_baseline(o.baseline)
     gate.warm_up()

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from vgate.findings import InputIssue
+from vgate.core.findings import InputIssue
 from vgate.inputs.prompts import (
     ReadItem,
     lone_surrogate,
@@ -22,7 +22,7 @@ from vgate.inputs.prompts import (
 from vgate.inputs.video import VIDEO_EXTENSIONS, VideoItem, is_video
 
 if TYPE_CHECKING:
-    from vgate.selection import FileSelection
+    from vgate.inputs.selection import FileSelection
 
 FORMATS = ("auto", "txt", "csv", "jsonl")
 PROMPT_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -112,7 +112,7 @@ def iter_inputs(
     """All records from all paths, in order; unreadable files and lines become issues.
 
     Files with a video extension (``VIDEO_EXTENSIONS``) are yielded as ``VideoItem`` whatever
-    ``input_format`` says: the scan decodes them (``vgate.video_scan``).
+    ``input_format`` says: the scan decodes them (``vgate.core.video``).
     """
     for item in expand_paths(paths, select):
         if isinstance(item, InputIssue):
