@@ -60,7 +60,6 @@ class Record:
     text: str
     source: str
     line: int = 0
-    truncated: bool = False
     suppressed: bool = False
     """The input carries an inline ``# vgate: allow`` comment."""
     media: MediaRef | None = None

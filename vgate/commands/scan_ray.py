@@ -24,7 +24,7 @@ from typing import Any
 
 from vgate.errors import VgateError
 from vgate.findings import InputIssue
-from vgate.inputs import files_under
+from vgate.inputs import walk_files
 from vgate.scan import FAIL_ON
 
 ENGINES = ("local", "ray")
@@ -120,7 +120,11 @@ def _expand(arg: str) -> list[Path]:
         return files
     path = Path(arg)
     if path.is_dir():
-        files = files_under(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_"))
+        files = []
+        for item in walk_files(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_")):
+            if isinstance(item, InputIssue):
+                raise VgateError(str(item))  # the Ray scan fails closed on an unreadable entry
+            files.append(item)
         if not files:
             exts = ", ".join(INPUT_EXTENSIONS)
             raise VgateError(f"{arg}: directory has no parquet, csv or jsonl files ({exts})")

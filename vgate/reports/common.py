@@ -144,7 +144,6 @@ def verdict_item(verdict: Verdict, text_limit: int = JSON_TEXT_LIMIT) -> dict[st
         "line": record.line if record.line >= 1 else None,
         "text": text,
         "text_shortened": shortened,
-        "input_truncated": record.truncated,
         "fingerprint": verdict.fingerprint,
         "decision": verdict.decision,
         "scores": score_map(verdict.scores),
