@@ -164,8 +164,20 @@ class ScanSummary:
     """Video files opened and scanned (in full or in part)."""
     video_errors: int = 0
     """Input errors of kind ``video`` (kept or not)."""
+    frames_unchecked: int = 0
+    """Videos whose frames were not checked (no frame detector): only their text side was."""
     notes: list[str] = field(default_factory=list)
     """Run-level remarks for the reports (e.g. no frame detector configured)."""
+
+    def scanned_text(self) -> str:
+        """What was scanned, for the summary lines: ``3 prompts``, or with videos ``5 items
+        (2 videos; frames of 1 not checked)``."""
+        if not (self.videos or self.video_errors or self.frames_unchecked):
+            return f"{self.scanned:,} prompt{'' if self.scanned == 1 else 's'}"
+        videos = f"{self.videos:,} video{'' if self.videos == 1 else 's'}"
+        if self.frames_unchecked:
+            videos += f"; frames of {self.frames_unchecked:,} not checked"
+        return f"{self.scanned:,} items ({videos})"
 
     @property
     def error_count(self) -> int:

@@ -44,6 +44,10 @@ NO_FRAME_DETECTOR = (
     "no frame detector configured: the frames of {n} video(s) were not checked, only their "
     "text side; set --frame-model and --labels (or video.frame_model and video.labels)"
 )
+UNCHECKED_FRAMES = (
+    "frames not checked: no frame detector configured (set --frame-model and --labels, or "
+    "video.frame_model and video.labels; video.frames: unchecked_ok accepts text-only checks)"
+)
 
 
 def frames_text(sampled: int, duration: float) -> str:
@@ -209,7 +213,8 @@ def check_frames(
 class VideoScanner:
     """Turns one video file into verdicts (frames, then metadata and subtitle cues) and
     per-file issues. Counts the videos whose frames could not be checked for lack of a
-    detector, and says once that PyAV is missing."""
+    detector (each one an input error, exit 2, unless the policy says ``video.frames:
+    unchecked_ok``), and says once that PyAV is missing."""
 
     def __init__(self, checker: FrameChecker) -> None:
         self.checker = checker
@@ -243,12 +248,15 @@ class VideoScanner:
                     verdicts.append(verdict)
             else:
                 self.unchecked += 1
+                if not self.checker.policy.video.unchecked_ok:
+                    issues.append(InputIssue(item.source, UNCHECKED_FRAMES))
             if self.checker.policy.video.text:
                 verdicts.extend(self._text(reader, item, gate, issues))
         for note in reader.notes:
             for verdict in verdicts[:1]:
                 verdict.notes.append(note)
-        return verdicts, issues, bool(verdicts) or not issues
+        opened = bool(verdicts) or all(i.message == UNCHECKED_FRAMES for i in issues)
+        return verdicts, issues, opened
 
     @staticmethod
     def _issue(item: VideoItem, message: str) -> InputIssue:

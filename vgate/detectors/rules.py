@@ -84,9 +84,7 @@ class RulesDetector:
         if not allowed:
             return text
         contested = [(m.start(), m.end()) for found in standing for m in found]
-        blanked = [
-            (a, b) for a, b in allowed if not any(s < b and a < e for s, e in contested)
-        ]
+        blanked = [(a, b) for a, b in allowed if not any(s < b and a < e for s, e in contested)]
         if not blanked:
             return text
         parts, last = [], 0

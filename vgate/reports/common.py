@@ -184,6 +184,7 @@ def summary_item(summary: ScanSummary) -> dict[str, Any]:
         "seconds": round(float(summary.seconds), 3) if math.isfinite(summary.seconds) else None,
         "videos": summary.videos,
         "video_errors": summary.video_errors,
+        "frames_unchecked": summary.frames_unchecked,
         "notes": list(summary.notes),
     }
 
