@@ -43,8 +43,9 @@ _INVISIBLE = re.compile(
     "\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"  # control characters (not whitespace)
     "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
     "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
+    "\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\U000110bd\U000110cd\U00013430-\U00013438"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"  # ..., tags, VS 17-256
-    "\ud800-\udfff\ue000-\uf8ff"  # lone surrogates, private use
+    "\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff"  # lone surrogates, private use
     "]"
 )
 """Characters that show nothing a reader notices inside a word: format characters (zero-width
