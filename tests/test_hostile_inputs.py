@@ -114,9 +114,7 @@ def test_long_prompt_is_judged_whole_and_the_policy_can_block_it(tmp_path: Path)
     ids=["allow-star", "allow-true-blood", "spaced", "dotted", "leet", "homoglyph", "combining",
          "variation-selector", "tag-char", "control-char"],
 )  # fmt: skip
-def test_disguised_prompts_are_blocked_and_reported_as_written(
-    tmp_path: Path, prompt: str
-) -> None:
+def test_disguised_prompts_are_blocked_and_reported_as_written(tmp_path: Path, prompt: str) -> None:
     write(tmp_path / "p.txt", prompt + "\n")
     result, report = scan_json("p.txt", cwd=tmp_path)
     (item,) = report["results"]
