@@ -176,8 +176,9 @@ def validate_video(name: str, value: object) -> None:
     if "frames" in data and data["frames"] != UNCHECKED_OK:
         if isinstance(data["frames"], str):
             raise fail(
-                name, "video.frames", f"expected a number of frames or {UNCHECKED_OK}, got "
-                f"{data['frames']!r}"
+                name,
+                "video.frames",
+                f"expected a number of frames or {UNCHECKED_OK}, got {data['frames']!r}",
             )
         check_number(name, "video.frames", data["frames"], 1, MAX_STEPS, integer=True)
     if data.get("fps") is not None:
