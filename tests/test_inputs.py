@@ -491,3 +491,42 @@ def test_unreadable_sub_folder_is_an_issue_and_the_rest_is_read(
     assert issue.source.endswith("locked") and issue.message == (
         "cannot read directory (Permission denied)"
     )
+
+
+_CELL = st.text(
+    st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp"), exclude_characters='\ufeff"'),
+    min_size=1,
+    max_size=20,
+).filter(lambda s: s.strip() and s.strip().lower() not in DEFAULT_COLUMNS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cells=st.lists(_CELL, min_size=1, max_size=12),
+    broken=st.integers(0, 11),
+    fmt=st.sampled_from(["txt", "csv", "jsonl"]),
+)
+def test_readers_never_drop_a_non_empty_line_silently(
+    cells: list[str], broken: int, fmt: str
+) -> None:
+    """Every non-blank line yields a record or an issue naming it; in csv, an unterminated
+    quote on one row is an issue on that row and every other row is still read."""
+    broken = broken % len(cells)
+    if fmt == "txt":
+        lines = [c.replace("#", "x") for c in cells]
+        data = "\n".join(lines)
+    elif fmt == "jsonl":
+        lines = [json.dumps({"prompt": c}) if i != broken else c for i, c in enumerate(cells)]
+        data = "\n".join(lines)
+    else:
+        lines = ["prompt"] + [
+            f'"{c}' if i == broken else f'"{c}"' for i, c in enumerate(cells)
+        ]  # one quote left open
+        data = "\n".join(lines)
+    items = read_bytes(data.encode("utf-8") + b"\n", fmt)
+    covered = {item.line for item in items}
+    first = 2 if fmt == "csv" else 1
+    assert covered >= set(range(first, first + len(cells)))
+    if fmt == "csv":  # the open quote is an issue on its own row, whatever closes it later
+        assert issues(items)[0].line == broken + 2
+        assert {r.line for r in records(items)} >= set(range(broken + 3, len(cells) + 2))

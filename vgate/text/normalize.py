@@ -88,7 +88,7 @@ def _fold_word(match: re.Match[str]) -> str:
 def _join_spelled(match: re.Match[str]) -> str:
     run = match.group(0)
     letters = _SEPARATOR.sub("", run)
-    if sum(ch.isalpha() for ch in letters) < 2:
+    if sum(ch.isalpha() for ch in letters) < 3:  # "4 k, 8 k" stays
         return run
     # "a n a k e d": a leading English one-letter word stays a word of its own.
     if len(letters) >= 4 and letters[0] in "aAiI":
