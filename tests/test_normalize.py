@@ -47,8 +47,10 @@ def test_obfuscations_normalise_to_the_plain_word(text: str) -> None:
         ("s3x!", "sex!"),
         ("a$$", "ass"),
         ("scene 2024, 16:9", "scene 2024, 16:9"),  # numbers on their own stay
-        # every word with letters and digits is read as leet: only the rules read this form
-        ("3d render in 4k", "ed render in ak"),
+        ("3d render in 4k, 1080p", "3d render in 4k, 1080p"),  # a number with a unit
+        ("5ex", "sex"),
+        # other words with letters and digits are read as leet: only the rules read this form
+        ("mp4 x264", "mpa x26a"),
     ],
 )
 def test_fold_leet(text: str, expected: str) -> None:

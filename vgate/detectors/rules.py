@@ -25,7 +25,9 @@ def text_variants(text: str) -> list[str]:
     read as ``i`` and as ``l``); duplicates dropped, the text itself first."""
     plain = canonical(text)
     normal = normalize(text)
-    return list(dict.fromkeys((plain, normal, fold_leet(normal, "i"), fold_leet(normal, "l"))))
+    leet = fold_leet(normal, "i")
+    ell = fold_leet(normal, "l") if leet != normal and "1" in normal else leet
+    return list(dict.fromkeys((plain, normal, leet, ell)))
 
 
 class RulesDetector:

@@ -26,14 +26,19 @@ import unicodedata
 
 from vgate.text.confusables import CONFUSABLES
 
-_MARKED_SCRIPTS_END = 0x0590
-"""Combining marks are dropped after letters below this code point (Latin to Armenian)."""
 _SEP = r"[\s.\-_*·•|/\\+~:,']"
 _SPELLED = re.compile(rf"(?<![^\W_])[^\W_](?:{_SEP}{{1,3}}[^\W_]){{2,}}(?![^\W_])")
 """Three or more single letters or digits, each followed by one to three separators."""
 _SEPARATOR = re.compile(f"{_SEP}+")
 _WORD = re.compile(r"[^\W_]+")
-_LEET_WORD = re.compile(r"[A-Za-z0-9@$!|]+")
+_LEET_WORD = re.compile(
+    r"(?<![A-Za-z0-9@$!|])[A-Za-z0-9@$!|]*(?:[A-Za-z][0-9@$!|]|[0-9@$!|][A-Za-z])"
+    r"[A-Za-z0-9@$!|]*"
+)
+"""A word where a letter touches a digit or one of ``@ $ ! |`` (other words stay as they are)."""
+_LEET_HINT = re.compile(r"[A-Za-z][0-9@$!|]|[0-9@$!|][A-Za-z]")
+_NUMBER_UNIT = re.compile(r"\d+[A-Za-z]")
+"""A number with a one-letter unit (``4k``, ``3d``, ``1080p``) is not leetspeak."""
 _LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                        "@": "a", "$": "s", "!": "i", "|": "l"})  # fmt: skip
 
@@ -58,20 +63,19 @@ def _strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", _SPACES.sub(" ", text))
 
 
+_MARKS = "\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_MARKED_BASE = re.compile(
+    f"([\\x00-\\u058f{''.join(chr(c) for c in CONFUSABLES if c > 0x58F)}])[{_MARKS}]+"
+)
+"""A Latin, Greek, Cyrillic or Armenian letter (or a look-alike) and the combining marks on it."""
+
+
 def _strip_marks(text: str) -> str:
-    """Drop combining marks whose base letter is Latin, Greek, Cyrillic, Armenian or a
-    look-alike; marks on other scripts (Devanagari vowel signs, ...) stay."""
+    """Drop combining marks on Latin, Greek, Cyrillic, Armenian and look-alike letters
+    (``n̷a̷k̷e̷d̷``, accents); marks on other scripts (Devanagari vowel signs, ...) stay."""
     decomposed = unicodedata.normalize("NFD", text)
-    out: list[str] = []
-    base = " "
-    for ch in decomposed:
-        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me"):
-            if ord(base) < _MARKED_SCRIPTS_END or ord(base) in CONFUSABLES:
-                continue
-        else:
-            base = ch
-        out.append(ch)
-    return unicodedata.normalize("NFC", "".join(out))
+    stripped = _MARKED_BASE.sub(r"\1", decomposed)
+    return text if stripped == decomposed else unicodedata.normalize("NFC", stripped)
 
 
 def _fold_word(match: re.Match[str]) -> str:
@@ -117,12 +121,15 @@ def normalize(text: str) -> str:
 def _fold_leet_word(match: re.Match[str], one: str) -> str:
     word = match.group(0)
     core = word.rstrip("!")
-    if core.isalpha() or not any(ch.isalpha() for ch in core):
+    if core.isalpha() or not any(ch.isalpha() for ch in core) or _NUMBER_UNIT.fullmatch(core):
         return word
     return core.translate(_LEET).replace("1", one) + word[len(core) :]
 
 
 def fold_leet(text: str, one: str = "i") -> str:
     """Digits and ``@ $ ! |`` inside words that also have letters read as letters (``n4k3d`` ->
-    ``naked``); ``1`` reads as ``one`` (``i`` or ``l``). Numbers on their own stay."""
+    ``naked``); ``1`` reads as ``one`` (``i`` or ``l``). Numbers on their own, and numbers with
+    a one-letter unit (``4k``, ``3d``), stay."""
+    if _LEET_HINT.search(text) is None:
+        return text
     return _LEET_WORD.sub(lambda m: _fold_leet_word(m, one), text)
