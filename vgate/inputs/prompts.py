@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from vgate.findings import InputIssue, Record
+from vgate.core.findings import InputIssue, Record
 
 MAX_RECORD_LINES = 1_000
 """A csv record (a quoted cell) may span at most this many physical lines."""
