@@ -4,6 +4,7 @@ and input issues."""
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -105,7 +106,14 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | Inp
             yield STDIN, None
             continue
         path = Path(arg)
-        if path.is_dir():
+        try:
+            is_dir = stat.S_ISDIR(path.stat().st_mode)
+        except FileNotFoundError:
+            is_dir = False
+        except OSError as exc:  # a parent folder that cannot be searched, a loop of links
+            yield InputIssue(printable(arg), f"cannot read ({_why(exc)})")
+            continue
+        if is_dir:
             found = 0
             for item in walk_files(path, (*PROMPT_EXTENSIONS, *VIDEO_EXTENSIONS)):
                 if isinstance(item, InputIssue):

@@ -530,3 +530,22 @@ def test_readers_never_drop_a_non_empty_line_silently(
     if fmt == "csv":  # the open quote is an issue on its own row, whatever closes it later
         assert issues(items)[0].line == broken + 2
         assert {r.line for r in records(items)} >= set(range(broken + 3, len(cells) + 2))
+
+
+def test_path_that_cannot_be_looked_up_is_an_issue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = write(tmp_path / "a.txt", "a cat\n")
+    locked = tmp_path / "locked" / "x.txt"
+    real_stat = Path.stat
+
+    def stat(self, **kwargs):  # as root, a folder without x permission does not stop lookups
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    items = list(iter_inputs([str(locked), str(good)]))
+    assert isinstance(items[0], InputIssue)
+    assert items[0].message == "cannot read (Permission denied)"
+    assert [r.text for r in records(items)] == ["a cat"]
