@@ -37,10 +37,6 @@ def format_for(path: Path, requested: str) -> str:
     return PROMPT_EXTENSIONS.get(path.suffix.lower(), "txt")
 
 
-def _hidden(name: str, skip_prefixes: tuple[str, ...]) -> bool:
-    return name.startswith(skip_prefixes)
-
-
 def walk_files(
     directory: Path, extensions: Iterable[str], skip_prefixes: tuple[str, ...] = (".",)
 ) -> Iterator[Path | InputIssue]:
@@ -50,44 +46,57 @@ def walk_files(
     Entries whose name starts with one of ``skip_prefixes`` are skipped. Symbolic links are
     followed; a directory reached again (a link loop, or two links to one folder) is read only
     the first time. A sub-folder that cannot be listed, a broken link and a matching entry that
-    is not a regular file are issues: nothing is skipped without a word.
+    is not a regular file are issues: nothing is skipped without a word. The walk keeps its own
+    stack, so no nesting depth can exhaust Python's recursion limit.
     """
     suffixes = {e.lower() for e in extensions}
     seen: set[tuple[int, int]] = set()
 
-    def visit(folder: Path) -> Iterator[Path | InputIssue]:
+    def listing(folder: Path) -> Iterator[os.DirEntry[str]] | InputIssue | None:
+        """The folder's entries in name order; None when it was listed already."""
         try:
             info = folder.stat()
             if (info.st_dev, info.st_ino) in seen:
-                return
+                return None
             seen.add((info.st_dev, info.st_ino))
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            with os.scandir(folder) as entries:
+                return iter(sorted(entries, key=lambda e: e.name))
         except OSError as exc:
-            yield InputIssue(printable(str(folder)), f"cannot read directory ({_why(exc)})")
-            return
-        for entry in entries:
-            if _hidden(entry.name, skip_prefixes):
-                continue
-            path = Path(entry.path)
-            try:
-                is_dir = entry.is_dir()
-                is_file = entry.is_file()
-            except OSError as exc:
-                yield InputIssue(printable(str(path)), f"cannot read ({_why(exc)})")
-                continue
-            if is_dir:
-                yield from visit(path)
-            elif path.suffix.lower() not in suffixes:
-                continue
-            elif is_file:
-                yield path
-            elif entry.is_symlink() and not path.exists():
-                yield InputIssue(printable(str(path)), "broken symbolic link; not scanned")
-            else:
-                yield InputIssue(printable(str(path)), "not a regular file; not scanned")
+            return InputIssue(printable(str(folder)), f"cannot read directory ({_why(exc)})")
 
-    yield from visit(directory)
+    root = listing(directory)
+    if isinstance(root, InputIssue):
+        yield root
+        return
+    stack = [root] if root is not None else []
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        if entry.name.startswith(skip_prefixes):
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir, is_file = entry.is_dir(), entry.is_file()
+            broken = entry.is_symlink() and not path.exists()
+        except OSError as exc:
+            yield InputIssue(printable(str(path)), f"cannot read ({_why(exc)})")
+            continue
+        if is_dir:
+            below = listing(path)
+            if isinstance(below, InputIssue):
+                yield below
+            elif below is not None:
+                stack.append(below)
+        elif path.suffix.lower() not in suffixes:
+            continue
+        elif is_file:
+            yield path
+        elif broken:
+            yield InputIssue(printable(str(path)), "broken symbolic link; not scanned")
+        else:
+            yield InputIssue(printable(str(path)), "not a regular file; not scanned")
 
 
 def _why(exc: OSError) -> str:

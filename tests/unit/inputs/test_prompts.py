@@ -549,3 +549,23 @@ def test_path_that_cannot_be_looked_up_is_an_issue(
     assert isinstance(items[0], InputIssue)
     assert items[0].message == "cannot read (Permission denied)"
     assert [r.text for r in records(items)] == ["a cat"]
+
+
+def test_deeply_nested_folders_do_not_exhaust_the_recursion_limit(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    depth = sys.getrecursionlimit() + 50  # "a/" each: about 2,100 characters, under PATH_MAX
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(depth):  # one level at a time, relative to the last (no long paths)
+            os.mkdir("a", dir_fd=fd)
+            fd, old = os.open("a", os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+        with open(os.open("p.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "w") as fh:
+            fh.write("gore\n")
+    finally:
+        os.close(fd)
+    (found,) = expand_paths([str(tmp_path / "a")])
+    assert not isinstance(found, InputIssue)
+    assert found[0] == str(tmp_path) + "/a" * depth + "/p.txt"
