@@ -125,9 +125,13 @@ class Gate:
         letters, invisible characters, spaced-out letters), also its normalised form, keeping
         the larger score per category.
         """
-        views = [self.rules.blank_allowed(t) for t in texts]
-        normalized = [self.rules.blank_allowed(normalize(t)) for t in texts]
-        changed = [i for i, (v, n) in enumerate(zip(views, normalized, strict=True)) if v != n]
+        views: list[str] = []
+        normalized: list[str] = []
+        changed: list[int] = []
+        if not all(getattr(det, "reads_variants", False) for det in self.detectors):
+            views = [self.rules.blank_allowed(t) for t in texts]
+            normalized = [self.rules.blank_allowed(normalize(t)) for t in texts]
+            changed = [i for i, (v, n) in enumerate(zip(views, normalized, strict=True)) if v != n]
         detections = {}
         for det in self.detectors:
             if getattr(det, "reads_variants", False):

@@ -56,11 +56,13 @@ class RulesDetector:
             self._matchers.append([terms, *patterns] if terms else patterns)
         self._allow = terms_regex(policy.allow_phrases)
 
-    def _spans(self, text: str) -> tuple[list[tuple[int, int]], list[list[re.Match[str]]]]:
-        """The allowed phrases' spans in ``text`` and, per category, the matches that no
-        allowed phrase covers wholly (those stand)."""
-        allowed = [m.span() for m in self._allow.finditer(text)] if self._allow else []
-        standing = [
+    def _allowed(self, text: str) -> list[tuple[int, int]]:
+        """The spans of the allowed phrases in ``text``."""
+        return [m.span() for m in self._allow.finditer(text)] if self._allow else []
+
+    def _standing(self, text: str, allowed: list[tuple[int, int]]) -> list[list[re.Match[str]]]:
+        """Per category, the matches in ``text`` that no allowed span covers wholly."""
+        return [
             [
                 m
                 for rx in matchers
@@ -69,11 +71,11 @@ class RulesDetector:
             ]
             for matchers in self._matchers
         ]
-        return allowed, standing
 
     def _matches(self, text: str) -> list[set[str]]:
-        """Per category, the matches in ``text`` that no allowed phrase covers."""
-        return [{m.group(0).lower() for m in found} for found in self._spans(text)[1]]
+        """Per category, the matched words in ``text`` that no allowed phrase covers."""
+        found = self._standing(text, self._allowed(text))
+        return [{m.group(0).lower() for m in matches} for matches in found]
 
     def blank_allowed(self, text: str) -> str:
         """``text`` as the other detectors read it: each allowed phrase blanked out, unless a
@@ -82,10 +84,10 @@ class RulesDetector:
         if self._allow is None:
             return text
         plain = canonical(text)
-        allowed, standing = self._spans(plain)
+        allowed = self._allowed(plain)
         if not allowed:
             return text
-        contested = [(m.start(), m.end()) for found in standing for m in found]
+        contested = [m.span() for found in self._standing(plain, allowed) for m in found]
         blanked = [(a, b) for a, b in allowed if not any(s < b and a < e for s, e in contested)]
         if not blanked:
             return text
