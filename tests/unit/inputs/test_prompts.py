@@ -552,10 +552,11 @@ def test_path_that_cannot_be_looked_up_is_an_issue(
 
 
 def test_deeply_nested_folders_do_not_exhaust_the_recursion_limit(tmp_path: Path) -> None:
+    import inspect
     import os
     import sys
 
-    depth = sys.getrecursionlimit() + 50  # "a/" each: about 2,100 characters, under PATH_MAX
+    depth = 300  # deeper than the recursion limit set below; shallow enough for rmtree later
     fd = os.open(tmp_path, os.O_RDONLY)
     try:
         for _ in range(depth):  # one level at a time, relative to the last (no long paths)
@@ -566,6 +567,11 @@ def test_deeply_nested_folders_do_not_exhaust_the_recursion_limit(tmp_path: Path
             fh.write("gore\n")
     finally:
         os.close(fd)
-    (found,) = expand_paths([str(tmp_path / "a")])
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 100)
+    try:
+        (found,) = expand_paths([str(tmp_path / "a")])
+    finally:
+        sys.setrecursionlimit(limit)
     assert not isinstance(found, InputIssue)
     assert found[0] == str(tmp_path) + "/a" * depth + "/p.txt"
