@@ -18,10 +18,11 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import Record, Verdict
+from vgate.detectors import DETECTORS, make_detector
 from vgate.detectors.base import Detection, Detector
 from vgate.errors import VgateError
 from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
-from vgate.policy import DETECTOR_NAMES, Policy, load_policy
+from vgate.policy import Policy, load_policy
 
 NON_ENGLISH_NOTE = (
     "language: non-english (mostly non-ASCII letters; the model is trained on English prompts)"
@@ -34,10 +35,10 @@ def parse_detectors(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     if names == ["all"]:
-        return DETECTOR_NAMES
-    unknown = [n for n in names if n not in DETECTOR_NAMES]
+        return tuple(DETECTORS)
+    unknown = [n for n in names if n not in DETECTORS]
     if unknown or not names:
-        expected = ", ".join((*DETECTOR_NAMES, "all"))
+        expected = ", ".join((*DETECTORS, "all"))
         raise VgateError(
             f"unknown detector {', '.join(unknown) or '(none)'!s}; expected {expected}"
         )
@@ -74,17 +75,10 @@ class Gate:
     @property
     def detectors(self) -> list[Detector]:
         if self._detectors is None:
-            self._detectors = [self._make_detector(name) for name in self.detector_names]
+            self._detectors = [
+                make_detector(name, self.policy, self.model_ref) for name in self.detector_names
+            ]
         return self._detectors
-
-    def _make_detector(self, name: str) -> Detector:
-        if name == "rules":
-            from vgate.detectors.rules import RulesDetector
-
-            return RulesDetector(self.policy)
-        from vgate.detectors.prompt_model import PromptModelDetector
-
-        return PromptModelDetector(self.model_ref)
 
     def warm_up(self) -> None:
         """Load every detector now, so a broken model fails before any report is written."""

@@ -26,6 +26,7 @@ from vgate.core.findings import (
     normalize_text,
     strongest_action,
 )
+from vgate.detectors import DEFAULT_DETECTORS, DETECTORS
 from vgate.errors import PolicyError
 from vgate.policy.schema import check_keys, check_str_list, fail, kind, read_yaml_file
 from vgate.policy.sections import (
@@ -39,7 +40,6 @@ from vgate.policy.sections import (
 from vgate.policy.terms import canonical, terms_regex
 from vgate.resources import DEFAULT_MODEL, shipped_dir
 
-DETECTOR_NAMES = ("rules", "model")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_ACTION = "block"
 _MAX_EXTENDS_DEPTH = 8
@@ -48,7 +48,7 @@ _TOP_KEYS = {
     "version": "the schema version, 1",
     "description": "free text",
     "extends": "a policy name or path to start from",
-    "detectors": f"a list drawn from {', '.join(DETECTOR_NAMES)}",
+    "detectors": f"a list drawn from {', '.join(DETECTORS)}",
     "model": "a model reference: builtin:<name> or a path",
     "categories": "a mapping of category settings",
     "allow": "allow-list settings",
@@ -245,8 +245,8 @@ def _validate(data: dict[str, Any], name: str) -> None:
         detectors = data["detectors"]
         check_str_list(name, "detectors", detectors)
         for i, det in enumerate(detectors):
-            if det not in DETECTOR_NAMES:
-                expected = ", ".join(DETECTOR_NAMES)
+            if det not in DETECTORS:
+                expected = ", ".join(DETECTORS)
                 raise fail(
                     name, f"detectors[{i}]", f"unknown detector {det!r}; expected {expected}"
                 )
@@ -309,7 +309,7 @@ def _build(data: dict[str, Any], name: str) -> Policy:
     allow = data.get("allow", {})
     return Policy(
         name=name,
-        detectors=tuple(data.get("detectors", DETECTOR_NAMES)),
+        detectors=tuple(data.get("detectors", DEFAULT_DETECTORS)),
         model=data.get("model", DEFAULT_MODEL),
         categories=categories,
         allow_phrases=tuple(allow.get("phrases", ())),
