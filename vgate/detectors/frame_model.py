@@ -40,6 +40,7 @@ from vgate.policy.schema import (
     kind,
     read_yaml_file,
 )
+from vgate.resources import default_threads
 
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -206,13 +207,13 @@ class OnnxFrameDetector:
     def _session(self) -> Any:
         import onnxruntime as ort
 
-        from vgate.detectors.prompt_model import default_threads
+        from vgate.detectors.prompt_model import MAX_THREADS
 
         path = self.model_path
         if not path.is_file():
             raise ModelError(f"frame model {path}: file not found")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = default_threads()
+        options.intra_op_num_threads = default_threads(MAX_THREADS)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -173,10 +172,6 @@ class ShardWriter:
         self._buffer.append((x0.astype(np.float16), labels.astype(np.uint8), prompt_id))
         if len(self._buffer) >= self.shard_size:
             self.flush()
-
-    def add_many(self, items: Iterable[tuple[np.ndarray, np.ndarray, str]]) -> None:
-        for x0, labels, prompt_id in items:
-            self.add(x0, labels, prompt_id)
 
     def flush(self) -> None:
         """Write the buffered prompts as one shard (atomically)."""
