@@ -242,7 +242,7 @@ CASCADE_COMBINES = ("replace", "max")
 
 def cascade_escalates(scores: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     """Rows of ``scores [n, 5]`` with any category strictly inside ``band`` (sent on)."""
-    return ((scores > band[0]) & (scores < band[1])).any(axis=1)
+    return np.asarray(((scores > band[0]) & (scores < band[1])).any(axis=1))
 
 
 def cascade_merge(first: np.ndarray, second: np.ndarray, combine: str) -> np.ndarray:
@@ -277,7 +277,7 @@ class CascadeDetector:
         scores = det.scores.copy()
         idx = np.flatnonzero(cascade_escalates(scores, self.band))
         if len(idx):
-            second = self.second.detect([texts[i] for i in idx]).scores
+            second = self.second.detect([texts[int(i)] for i in idx]).scores
             scores[idx] = cascade_merge(scores[idx], second, self.combine)
         return Detection(scores, notes=det.notes)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -171,9 +172,7 @@ def count_lines(files: Iterable[InputFile]) -> int | None:
             continue
         try:
             with item[1].open("rb") as raw:
-                total += sum(
-                    chunk.count(b"\n") for chunk in iter(lambda r=raw: r.read(1 << 20), b"")
-                )
+                total += sum(chunk.count(b"\n") for chunk in iter(partial(raw.read, 1 << 20), b""))
         except OSError:
             pass
     return total

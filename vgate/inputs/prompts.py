@@ -13,7 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from vgate.core.findings import InputIssue, Record
 
@@ -68,7 +68,7 @@ def open_text(raw: BinaryIO, source: str) -> io.TextIOWrapper | InputIssue:
     Undecodable bytes become lone surrogates, so that readers can report them line by line.
     """
     if not hasattr(raw, "peek"):
-        raw = io.BufferedReader(raw)  # type: ignore[arg-type]  # e.g. a BytesIO as stdin
+        raw = io.BufferedReader(cast("io.RawIOBase", raw))  # e.g. a BytesIO as stdin
     head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
     if not head:
         return InputIssue(source, "empty file")

@@ -94,7 +94,6 @@ def _supported_list() -> str:
     return ", ".join(sorted(SUPPORTED_PIPELINES))
 
 
-
 def _pipeline_class_name(ref: str, diffusers: Any) -> str:
     """``_class_name`` of the pipeline's model_index.json (local dir or HF cache, no download)."""
     path = Path(ref).expanduser()

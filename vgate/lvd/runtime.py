@@ -69,9 +69,6 @@ def providers_for(device: str) -> list[str]:
     return [CPU]
 
 
-
-
-
 class ProbeRuntime:
     """An exported probe: metadata from ``probe.json`` and one onnxruntime session per graph."""
 

@@ -21,6 +21,7 @@ import os
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,11 +55,11 @@ class Manifest:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Manifest:
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
         fields = {**data}
         for key in ("steps", "timesteps", "categories"):
-            fields[key] = tuple(fields[key])  # type: ignore[arg-type]
-        return cls(**fields)  # type: ignore[arg-type]
+            fields[key] = tuple(fields[key])
+        return cls(**fields)
 
 
 @dataclass
@@ -76,7 +77,7 @@ class LatentSet:
     @property
     def unsafe(self) -> np.ndarray:
         """bool [N]: any category set."""
-        return self.labels.any(axis=1)
+        return np.asarray(self.labels.any(axis=1))
 
 
 def read_manifest(directory: Path) -> Manifest:

@@ -1,4 +1,5 @@
-"""``vgate probe train``: train the LVD probe on a latent collection and write a probe directory.
+"""Training the LVD probe on a latent collection and writing a probe directory (the library
+behind ``vgate probe train``, see :mod:`vgate.commands.probe`).
 
 Two modes: ``shared`` (one probe, the timestep is an input, trained on every collected step) and
 ``per-step`` (one probe per collected step, one ONNX file each). ``auto`` trains both on the same
@@ -298,9 +299,10 @@ def write_probe_dir(
         graphs: dict[str, str] = {"*": SHARED_FILE}
         probe.export_onnx(models[None], out / SHARED_FILE)
     else:
-        graphs = {str(step): step_file(step) for step in models}
-        for step, model in models.items():
-            probe.export_onnx(model, out / step_file(step))  # type: ignore[arg-type]
+        per_step = {step: model for step, model in models.items() if step is not None}
+        graphs = {str(step): step_file(step) for step in per_step}
+        for step, model in per_step.items():
+            probe.export_onnx(model, out / step_file(step))
     meta = {
         "format_version": PROBE_FORMAT,
         "kind": "vgate-lvd-probe",

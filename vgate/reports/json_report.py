@@ -18,7 +18,6 @@ from vgate.reports.common import (
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-
 def dumps(obj: object) -> str:
     """Compact UTF-8 JSON on one line, whatever ``str.splitlines`` counts as a line break.
 

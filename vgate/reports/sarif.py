@@ -72,7 +72,7 @@ def information_uri() -> str:
         _, _, url = entry.partition(",")
         if url.strip().startswith("https://"):
             return url.strip()
-    home = meta.get("Home-page")
+    home = next(iter(meta.get_all("Home-page") or []), None)
     return home if home and home.startswith("https://") else DEFAULT_INFORMATION_URI
 
 
