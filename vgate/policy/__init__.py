@@ -8,7 +8,7 @@ replaced, not merged). See the README for the schema.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,20 +17,24 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import (
-    ACTION_RANK,
     ACTIONS,
     ALLOW,
+    Baseline,
     CategoryHit,
     Record,
     Verdict,
+    build_verdict,
     normalize_text,
-    strongest_action,
 )
+from vgate.detectors import DEFAULT_DETECTORS, DETECTORS
 from vgate.errors import PolicyError
 from vgate.policy.schema import (
     check_choice,
     check_keys,
+    check_mapping,
+    check_number,
     check_str_list,
+    check_string,
     fail,
     kind,
     read_yaml_file,
@@ -45,7 +49,6 @@ from vgate.policy.sections import (
 )
 from vgate.resources import DEFAULT_MODEL, shipped_dir
 
-DETECTOR_NAMES = ("rules", "model")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_ACTION = "block"
 LONG_PROMPT_CHARS = 20_000
@@ -57,7 +60,7 @@ _TOP_KEYS = {
     "version": "the schema version, 1",
     "description": "free text",
     "extends": "a policy name or path to start from",
-    "detectors": f"a list drawn from {', '.join(DETECTOR_NAMES)}",
+    "detectors": f"a list drawn from {', '.join(DETECTORS)}",
     "model": "a model reference: builtin:<name> or a path",
     "categories": "a mapping of category settings",
     "allow": "allow-list settings",
@@ -136,8 +139,12 @@ class Policy:
         scores: np.ndarray,
         detector_scores: dict[str, np.ndarray],
         evidence: Mapping[str, list[str]] | None = None,
+        *,
+        notes: Sequence[str] = (),
+        baseline: Baseline | None = None,
     ) -> Verdict:
-        """Turn the combined scores of one record into a verdict."""
+        """Turn the combined scores of one record into its final verdict (with ``notes``; hits
+        waived inline, by the allow-list or by ``baseline`` are allowed)."""
         hits: list[CategoryHit] = []
         reasons: list[str] = []
         for i, cid in enumerate(CATEGORY_IDS):
@@ -151,30 +158,28 @@ class Policy:
             if matched:
                 parts.append("matched " + ", ".join(repr(m) for m in matched[:5]))
             reasons.append(f"{cid} {score:.2f} >= {cp.threshold:.2f} ({'; '.join(parts)})")
-        decision = strongest_action(hits)
+        floor = ALLOW
         if self.long_prompt != "scan" and len(record.text) > LONG_PROMPT_CHARS:
-            decision = max(decision, self.long_prompt, key=ACTION_RANK.__getitem__)
+            floor = self.long_prompt
             reasons.append(
                 f"long prompt: {len(record.text):,} characters > {LONG_PROMPT_CHARS:,} "
                 f"(long_prompt: {self.long_prompt})"
             )
-        flagged = decision != ALLOW
-        suppressed_by = None
-        if flagged and record.suppressed:
-            suppressed_by = "inline"
-        elif flagged and normalize_text(record.text) in self.allow_prompts:
-            suppressed_by = "allow-list"
-        if suppressed_by:
-            reasons.append(f"waived by {suppressed_by}")
-            decision = ALLOW
-        return Verdict(
-            record=record,
-            scores=scores,
-            detector_scores=detector_scores,
-            decision=decision,
-            hits=hits,
-            reasons=reasons,
-            suppressed_by=suppressed_by,
+        waiver = None
+        if record.suppressed:
+            waiver = "inline"
+        elif normalize_text(record.text) in self.allow_prompts:
+            waiver = "allow-list"
+        return build_verdict(
+            record,
+            scores,
+            detector_scores,
+            hits,
+            reasons,
+            waiver=waiver,
+            notes=notes,
+            baseline=baseline,
+            floor=floor,
         )
 
 
@@ -248,28 +253,24 @@ def _validate(data: dict[str, Any], name: str) -> None:
     if "long_prompt" in data:
         check_choice(name, "long_prompt", data["long_prompt"], LONG_PROMPT_ACTIONS)
     for key in ("description", "extends", "model"):
-        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
-            raise fail(name, key, f"expected a non-empty string, got {kind(data[key])}")
+        if key in data:
+            check_string(name, key, data[key])
     if "detectors" in data:
         detectors = data["detectors"]
         check_str_list(name, "detectors", detectors)
         for i, det in enumerate(detectors):
-            if det not in DETECTOR_NAMES:
-                expected = ", ".join(DETECTOR_NAMES)
+            if det not in DETECTORS:
+                expected = ", ".join(DETECTORS)
                 raise fail(
                     name, f"detectors[{i}]", f"unknown detector {det!r}; expected {expected}"
                 )
         if not detectors:
             raise fail(name, "detectors", "expected at least one detector")
-    categories = data.get("categories", {})
-    if not isinstance(categories, dict):
-        raise fail(name, "categories", f"expected a mapping, got {kind(categories)}")
+    categories = check_mapping(name, "categories", data.get("categories", {}))
     check_keys(name, "categories", categories, dict.fromkeys(CATEGORY_IDS, ""))
     for cid, settings in categories.items():
         _validate_category(name, f"categories.{cid}", settings)
-    allow = data.get("allow", {})
-    if not isinstance(allow, dict):
-        raise fail(name, "allow", f"expected a mapping, got {kind(allow)}")
+    allow = check_mapping(name, "allow", data.get("allow", {}))
     check_keys(name, "allow", allow, _ALLOW_KEYS)
     for key in allow:
         check_str_list(name, f"allow.{key}", allow[key])
@@ -279,17 +280,13 @@ def _validate(data: dict[str, Any], name: str) -> None:
         validate_video(name, data["video"])
 
 
-def _validate_category(name: str, prefix: str, settings: object) -> None:
-    if not isinstance(settings, dict):
-        raise fail(name, prefix, f"expected a mapping, got {kind(settings)}")
+def _validate_category(name: str, prefix: str, value: object) -> None:
+    settings = check_mapping(name, prefix, value)
     check_keys(name, prefix, settings, _CATEGORY_KEYS)
     if "threshold" in settings:
-        value = settings["threshold"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise fail(name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {value!r}")
-    if "action" in settings and settings["action"] not in ACTIONS:
-        got = settings["action"]
-        raise fail(name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {got!r}")
+        check_number(name, f"{prefix}.threshold", settings["threshold"], 0, 1)
+    if "action" in settings:
+        check_choice(name, f"{prefix}.action", settings["action"], ACTIONS)
     for key in ("terms", "patterns"):
         if key in settings:
             check_str_list(name, f"{prefix}.{key}", settings[key])
@@ -318,7 +315,7 @@ def _build(data: dict[str, Any], name: str) -> Policy:
     allow = data.get("allow", {})
     return Policy(
         name=name,
-        detectors=tuple(data.get("detectors", DETECTOR_NAMES)),
+        detectors=tuple(data.get("detectors", DEFAULT_DETECTORS)),
         model=data.get("model", DEFAULT_MODEL),
         categories=categories,
         allow_phrases=tuple(allow.get("phrases", ())),
