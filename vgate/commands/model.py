@@ -37,7 +37,9 @@ def run_training(argv: Sequence[str]) -> int:
             "not the wheel: clone vgate and run 'pip install -e .[train]'"
         )
     spec = importlib.util.spec_from_file_location("train_prompt_model", script)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if spec is None or spec.loader is None:
+        raise VgateError(f"training script {script}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
     return int(module.main(list(argv)))

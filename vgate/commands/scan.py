@@ -7,7 +7,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
@@ -19,10 +19,10 @@ from vgate.core.gate import Gate
 from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
+from vgate.inputs import InputFile, count_lines, expand_paths, has_video, read_inputs, text_records
 from vgate.inputs.prompts import printable
 from vgate.inputs.selection import FileSelection, GlobSet, changed_files, read_ignore_file
-from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.inputs.video import MAX_SAMPLES
 from vgate.policy.discovery import IGNORE_FILE, choose_policy, find_ignore_file
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
@@ -126,6 +126,20 @@ def _selection(o: ScanOptions, policy: Policy) -> FileSelection:
     return select
 
 
+def _select(
+    found: Iterable[InputFile], select: FileSelection, named: list[str]
+) -> list[InputFile]:
+    """The expanded inputs that ``select`` keeps (a path given on the command line is named)."""
+    given = {printable(arg) for arg in named}
+    return [
+        item
+        for item in found
+        if isinstance(item, InputIssue)
+        or item[1] is None
+        or select.allows(item[1], named=item[0] in given)
+    ]
+
+
 @contextlib.contextmanager
 def _open_output(path: Path | None) -> Iterator[TextIO]:
     if path is None:
@@ -140,14 +154,12 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def _progress(
-    o: ScanOptions, select: FileSelection | None = None
-) -> Iterator[Callable[[int], None] | None]:
+def _progress(o: ScanOptions, files: list[InputFile]) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar when stderr is a terminal, plain log lines with ``--progress``
     elsewhere (CI logs), or None when it should stay quiet."""
     terminal = sys.stderr.isatty()
     show = o.progress if o.progress is not None else terminal
-    total = count_lines(o.paths, select) if show else None
+    total = count_lines(files) if show else None
     if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
         show = False
     if not show:
@@ -178,16 +190,10 @@ class LogProgress:
         print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
-def _video_scanner(
-    o: ScanOptions, gate: Gate, select: FileSelection | None = None
-) -> VideoScanner | None:
+def _video_scanner(o: ScanOptions, gate: Gate, files: list[InputFile]) -> VideoScanner | None:
     """The video scanner with its frame detector loaded (a broken model fails here, before any
     report), or None when no input is a video and no frame model was asked for."""
-    has_video = any(
-        not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
-        for item in expand_paths(o.paths, select)
-    )
-    if not has_video and o.frame_model is None:
+    if not has_video(files) and o.frame_model is None:
         return None
     from vgate.core.video import FrameChecker, VideoScanner
 
@@ -224,19 +230,19 @@ def scan_command(o: ScanOptions) -> int:
     configured = not o.paths and not o.texts
     o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
     select = _selection(o, gate.policy)
-    if configured and not any(not isinstance(i, InputIssue) for i in expand_paths(o.paths, select)):
+    files = _select(expand_paths(o.paths), select, o.paths)  # the one walk of the input paths
+    if configured and not any(not isinstance(i, InputIssue) for i in files):
         globs = ", ".join(gate.policy.files.include)
         raise VgateError(
             f"{o.policy}: files.include ({globs}) matches no prompt or video file; "
             "give paths or fix the globs"
         )
-    known = None
     if o.baseline is not None:
         from vgate.core.baseline import load_baseline
 
-        known = load_baseline(o.baseline)
+        gate.baseline = load_baseline(o.baseline)
     gate.warm_up()
-    videos = _video_scanner(o, gate, select)
+    videos = _video_scanner(o, gate, files)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
         policy=o.policy,
@@ -248,18 +254,15 @@ def scan_command(o: ScanOptions) -> int:
     )
     items = chain(
         text_records(o.texts),
-        iter_inputs(
-            o.paths, input_format=o.input_format, column=o.column, field=o.field, select=select
-        ),
+        read_inputs(files, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with _open_output(o.output) as stream, _progress(o, select) as on_progress:
+    with _open_output(o.output) as stream, _progress(o, files) as on_progress:
         reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
         reporter.start(meta)
         summary = run_scan(
             items,
             gate,
             reporter,
-            baseline=known,
             on_issue=_print_issue,
             on_progress=on_progress,
             videos=videos,

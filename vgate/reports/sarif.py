@@ -23,6 +23,7 @@ from vgate import HOMEPAGE, __version__
 from vgate.categories import CATEGORIES, CATEGORY_INDEX, Category
 from vgate.core.findings import (
     BLOCK,
+    FINGERPRINT_KEY,
     VIDEO_ERROR,
     WARN,
     CategoryHit,
@@ -39,7 +40,6 @@ SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 SARIF_VERSION = "2.1.0"
-FINGERPRINT_KEY = "vgatePromptHash/v1"
 SRCROOT = "%SRCROOT%"
 MAX_RESULTS = 25_000
 """GitHub code scanning's hard limit of results per run."""
