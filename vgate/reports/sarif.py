@@ -15,15 +15,15 @@ import functools
 import os.path
 import shlex
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from vgate import __version__
+from vgate import HOMEPAGE, __version__
 from vgate.categories import CATEGORIES, CATEGORY_INDEX, Category
 from vgate.core.findings import (
     BLOCK,
+    FINGERPRINT_KEY,
     VIDEO_ERROR,
     WARN,
     CategoryHit,
@@ -40,13 +40,10 @@ SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 SARIF_VERSION = "2.1.0"
-FINGERPRINT_KEY = "vgatePromptHash/v1"
 SRCROOT = "%SRCROOT%"
 MAX_RESULTS = 25_000
 """GitHub code scanning's hard limit of results per run."""
 MESSAGE_PROMPT_WIDTH = 200
-DEFAULT_INFORMATION_URI = "https://pypi.org/project/vgate/"
-"""Used when the installed package metadata names no project URL."""
 
 LEVELS = {BLOCK: "error", WARN: "warning"}
 _LEVEL_RANK = {"error": 0, "warning": 1}
@@ -63,17 +60,8 @@ _SEVERITY = {
 
 
 def information_uri() -> str:
-    """The project's home page from the installed metadata, else ``DEFAULT_INFORMATION_URI``."""
-    try:
-        meta = metadata.metadata("vgate")
-    except metadata.PackageNotFoundError:
-        return DEFAULT_INFORMATION_URI
-    for entry in meta.get_all("Project-URL") or []:
-        _, _, url = entry.partition(",")
-        if url.strip().startswith("https://"):
-            return url.strip()
-    home = meta.get("Home-page")
-    return home if home and home.startswith("https://") else DEFAULT_INFORMATION_URI
+    """The project's home page (``vgate.HOMEPAGE``, also the distribution's Homepage URL)."""
+    return HOMEPAGE
 
 
 def rule(category: Category) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TextIO
 
 from rich.console import Console
@@ -10,11 +9,14 @@ from rich.table import Table
 from rich.text import Text
 
 from vgate.core.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
-from vgate.reports.common import encodable, one_line, record_location
+from vgate.inputs.prompts import printable
+from vgate.reports.common import one_line, record_location
 
 PROMPT_WIDTH = 50
 """Prompts are collapsed to one line and shortened to this many characters."""
 
+OFF_TERMINAL_WIDTH = 10_000
+"""Console width off a terminal: wide enough that no cell is folded."""
 MAX_ROWS = 10_000
 """Rows kept for the table; further flagged prompts are counted, not shown (use json/jsonl)."""
 
@@ -31,10 +33,11 @@ def _is_terminal(stream: TextIO) -> bool:
 def make_console(stream: TextIO) -> Console:
     """A console on ``stream``: colour only on a terminal (and not with ``NO_COLOR``).
 
-    Off a terminal (CI logs, files) the width is ``$COLUMNS`` or 120.
+    Off a terminal (CI logs, files) no cell is folded to a width: the table is as wide as its
+    cells (prompts are shortened to ``PROMPT_WIDTH`` anyway).
     """
     terminal = _is_terminal(stream)
-    width = None if terminal or os.environ.get("COLUMNS") else 120
+    width = None if terminal else OFF_TERMINAL_WIDTH
     return Console(
         file=stream,
         force_terminal=terminal,
@@ -71,8 +74,8 @@ class TableReporter:
         decision = verdict.decision.upper() if verdict.flagged else verdict.decision
         if verdict.suppressed_by:
             decision = f"{decision} ({verdict.suppressed_by})"
-        where = encodable(record_location(record))
-        prompt = encodable(one_line(record.text, PROMPT_WIDTH))
+        where = printable(record_location(record))
+        prompt = printable(one_line(record.text, PROMPT_WIDTH))
         self._rows.append((where, categories, decision, prompt))
 
     def finish(self, summary: ScanSummary) -> None:
@@ -92,22 +95,25 @@ class TableReporter:
         if summary.errors:
             out.print(Text("Input errors:", style="bold red"))
             for issue in summary.errors:
-                out.print(Text(f"  {encodable(str(issue))}"))
+                out.print(Text(f"  {printable(str(issue))}"))
             if summary.error_count > len(summary.errors):
                 hidden = summary.error_count - len(summary.errors)
                 out.print(Text(f"  ... {hidden} more input errors not shown"))
         for note in summary.notes:
-            out.print(Text(f"Note: {encodable(note)}", style="yellow"))
+            out.print(Text(f"Note: {printable(note)}", style="yellow"))
         out.print(Text(summary_line(summary), style="bold"))
         out.file.flush()
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 error``, ``2 errors``, ``1,000 prompts``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def summary_line(summary: ScanSummary) -> str:
-    """``Scanned N prompts: B blocked, W warned, S suppressed, E errors in T s``."""
-    noun = "prompt" if summary.scanned == 1 else "prompts"
-    if summary.videos or summary.video_errors:
-        noun = f"items ({summary.videos} video{'' if summary.videos == 1 else 's'})"
+    """``Scanned N prompts: B blocked, W warned, S suppressed, 1 error in T s``."""
     return (
-        f"Scanned {summary.scanned} {noun}: {summary.blocked} blocked, {summary.warned} warned, "
-        f"{summary.suppressed} suppressed, {summary.error_count} errors in {summary.seconds:.2f} s"
+        f"Scanned {summary.scanned_text()}: {summary.blocked:,} blocked, {summary.warned:,} "
+        f"warned, {summary.suppressed:,} suppressed, {plural(summary.error_count, 'error')} "
+        f"in {summary.seconds:.2f} s"
     )
