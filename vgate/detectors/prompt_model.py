@@ -322,7 +322,13 @@ def load_cascade(
         ) from None
     parts = []
     for ref in refs:
-        target = resolve_model_dir(ref)
+        try:
+            target = resolve_model_dir(ref)
+        except ModelError as exc:
+            raise ModelError(
+                f"model file {path}: cascade part {ref!r} is not a single model directory "
+                f"({exc}); {RESTORE_HINT}"
+            ) from None
         if not ref.startswith(BUILTIN_PREFIX) and not target.is_absolute():
             target = directory / target
         if target.resolve() == directory.resolve() or not (target / "model.onnx").is_file():
