@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from vgate.errors import VgateError
 from vgate.findings import InputIssue, ScanMeta, ScanSummary
@@ -20,7 +20,8 @@ from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
 from vgate.inputs.video import MAX_SAMPLES, is_video
 from vgate.progress import progress_bar
-from vgate.reports import FORMATS, make_reporter
+from vgate.reports import FORMATS
+from vgate.reports.output import ReportTarget, open_reports, parse_report_option, refuse_inputs
 from vgate.scan import FAIL_ON, exit_code, run_scan
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class ScanOptions:
     model: str | None = None
     output_format: str = "table"
     output: Path | None = None
+    reports: list[str] = field(default_factory=list)
+    """``--report FORMAT=PATH``: further reports written by the same scan."""
     fail_on: str = "block"
     baseline: Path | None = None
     column: str | None = None
@@ -85,17 +88,22 @@ def _validate(o: ScanOptions) -> None:
         raise VgateError("--labels needs --frame-model")
 
 
-@contextlib.contextmanager
-def _open_output(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
+def report_targets(o: ScanOptions) -> list[ReportTarget]:
+    """The reports of a scan: ``--format``/``--output``, then each ``--report``."""
+    return [ReportTarget(o.output_format, o.output), *map(parse_report_option, o.reports)]
+
+
+def _check_outputs(o: ScanOptions, targets: list[ReportTarget]) -> None:
+    """Refuse a report path that is also an input (or another report), before any is opened."""
+    outputs = [t.path for t in targets if t.path is not None]
+    if not outputs:
         return
-    try:
-        stream = path.open("w", encoding="utf-8", newline="\n")
-    except OSError as exc:
-        raise VgateError(f"{path}: cannot write report ({exc.strerror or exc})") from None
-    with stream:
-        yield stream
+    inputs: list[Path | str | None] = [
+        item[1] for item in expand_paths(o.paths) if not isinstance(item, InputIssue)
+    ]
+    others = (o.baseline, o.policy, o.labels, o.frame_model)
+    inputs += [item for item in others if item is not None and Path(item).is_file()]
+    refuse_inputs(outputs, inputs)
 
 
 @contextlib.contextmanager
@@ -177,6 +185,8 @@ def scan_command(o: ScanOptions) -> int:
 
         return scan_ray_command(o)
     _validate(o)
+    targets = report_targets(o)
+    _check_outputs(o, targets)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
     known = None
     if o.baseline is not None:
@@ -198,8 +208,7 @@ def scan_command(o: ScanOptions) -> int:
         text_records(o.texts),
         iter_inputs(o.paths, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with _open_output(o.output) as stream, _progress(o) as on_progress:
-        reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
+    with open_reports(targets, show_all=o.show_all) as reporter, _progress(o) as on_progress:
         reporter.start(meta)
         summary = run_scan(
             items,

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Protocol, TextIO
 
 from vgate.errors import VgateError
 from vgate.findings import ScanMeta, ScanSummary, Verdict
 
-FORMATS: tuple[str, ...] = ("table", "json", "jsonl", "sarif")
+REPORTERS: dict[str, str] = {
+    "table": "vgate.reports.table:TableReporter",
+    "json": "vgate.reports.json_report:JsonReporter",
+    "jsonl": "vgate.reports.jsonl_report:JsonlReporter",
+    "sarif": "vgate.reports.sarif:SarifReporter",
+    "github": "vgate.reports.github:GithubReporter",
+    "junit": "vgate.reports.junit:JunitReporter",
+    "gitlab": "vgate.reports.gitlab:GitlabReporter",
+}
+"""Format name -> ``module:class`` of its reporter, imported when used. A new format is one
+module with a reporter class (``__init__(stream, *, show_all)``) and one entry here."""
+
+FORMATS: tuple[str, ...] = tuple(REPORTERS)
 
 
 class Reporter(Protocol):
@@ -33,20 +46,8 @@ def make_reporter(fmt: str, stream: TextIO, *, show_all: bool = False) -> Report
     whose hits were waived (with a ``suppressions`` entry). JSON and JSONL always list every
     prompt.
     """
-    if fmt == "table":
-        from vgate.reports.table import TableReporter
-
-        return TableReporter(stream, show_all=show_all)
-    if fmt == "json":
-        from vgate.reports.json_report import JsonReporter
-
-        return JsonReporter(stream, show_all=show_all)
-    if fmt == "jsonl":
-        from vgate.reports.jsonl_report import JsonlReporter
-
-        return JsonlReporter(stream, show_all=show_all)
-    if fmt == "sarif":
-        from vgate.reports.sarif import SarifReporter
-
-        return SarifReporter(stream, show_all=show_all)
-    raise VgateError(f"unknown report format '{fmt}'; expected one of: {', '.join(FORMATS)}")
+    if fmt not in REPORTERS:
+        raise VgateError(f"unknown report format '{fmt}'; expected one of: {', '.join(FORMATS)}")
+    module, _, name = REPORTERS[fmt].partition(":")
+    reporter_class = getattr(importlib.import_module(module), name)
+    return reporter_class(stream, show_all=show_all)
