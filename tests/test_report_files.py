@@ -247,10 +247,11 @@ def _fail_on_second_batch(monkeypatch, error: BaseException) -> None:
 def test_crash_mid_scan_keeps_the_previous_report(
     vgate_main, tmp_path: Path, monkeypatch, fmt: str
 ) -> None:
-    prompts = _big_input(tmp_path)
+    small = write(tmp_path / "small.txt", PROMPTS)
     out, extra = tmp_path / "out.report", tmp_path / "extra.sarif"
-    assert vgate_main("scan", *RULES, "-f", fmt, "-o", str(out), "-q", str(prompts)).code == 1
+    assert vgate_main("scan", *RULES, "-f", fmt, "-o", str(out), "-q", str(small)).code == 1
     previous = out.read_bytes()
+    prompts = _big_input(tmp_path)
     write(extra, "previous extra")
     _fail_on_second_batch(monkeypatch, RuntimeError("detector crashed"))
     with pytest.raises(RuntimeError, match="detector crashed"):
