@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from vgate.errors import VgateError
-from vgate.findings import ScanMeta, ScanSummary, Verdict
+
+if TYPE_CHECKING:
+    from vgate.findings import ScanMeta, ScanSummary, Verdict
 
 REPORTERS: dict[str, str] = {
     "table": "vgate.reports.table:TableReporter",

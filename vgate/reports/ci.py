@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vgate.errors import VgateError
 from vgate.findings import ScanMeta, ScanSummary
 from vgate.reports.json_report import dumps
+from vgate.reports.output import write_text_report
 from vgate.reports.sarif import SarifReporter, utc_now
 
 COUNT_KEYS = ("scanned", "blocked", "warned", "suppressed", "errors")
@@ -76,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if len(args) >= 3 and args[0] == "failed-sarif":
             document = failed_sarif(args[2], args[3:])
-            Path(args[1]).write_text(dumps(document) + "\n", encoding="utf-8")
+            write_text_report(args[1], dumps(document) + "\n")
             return 0
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, VgateError) as exc:
         print(f"vgate.reports.ci: error: {exc}", file=sys.stderr)
         return 2
     print(

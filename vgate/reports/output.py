@@ -19,11 +19,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from vgate.errors import VgateError
-from vgate.findings import ScanMeta, ScanSummary, Verdict
 from vgate.reports import FORMATS, Reporter, make_reporter
+
+if TYPE_CHECKING:
+    from vgate.findings import ScanMeta, ScanSummary, Verdict
 
 STDOUT = "<stdout>"
 """Display name of the standard output as a report target."""
@@ -121,19 +123,22 @@ def refuse_inputs(outputs: Sequence[Path | str], inputs: Iterable[Path | str | N
         if key in wanted:
             raise VgateError(f"{output}: the same file is given for two outputs")
         wanted[key] = output
-    if not wanted:
-        return
+    if wanted:
+        _refuse_identities(wanted, inputs)
+
+
+def _refuse_identities(
+    wanted: dict[tuple[int, int], Path | str], inputs: Iterable[Path | str | None]
+) -> None:
+    """Raise when an input (a folder: any file below it) is one of the ``wanted`` files."""
     for item in inputs:
         if item is None or str(item) == "-":
-            key = _stdin_identity()
-            name = "stdin"
+            key, name = _stdin_identity(), "stdin"
+        elif Path(item).is_dir():
+            _refuse_identities(wanted, (p for p in Path(item).rglob("*") if p.is_file()))
+            continue
         else:
-            path = Path(item)
-            if path.is_dir():
-                refuse_inputs(outputs, (p for p in path.rglob("*") if p.is_file()))
-                continue
-            key = _identity(path)
-            name = str(item)
+            key, name = _identity(item), str(item)
         if key in wanted:
             raise VgateError(
                 f"{wanted[key]}: the report would overwrite an input ({name}); "
