@@ -12,9 +12,10 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vgate.core.findings import InputIssue, ScanMeta, ScanSummary
+from vgate.core.gate import Gate
+from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
-from vgate.findings import InputIssue, ScanMeta, ScanSummary
-from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
 from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
@@ -22,10 +23,9 @@ from vgate.inputs.video import MAX_SAMPLES, is_video
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS
 from vgate.reports.output import ReportTarget, open_reports, parse_report_option, refuse_inputs
-from vgate.scan import FAIL_ON, exit_code, run_scan
 
 if TYPE_CHECKING:
-    from vgate.video_scan import VideoScanner
+    from vgate.core.video import VideoScanner
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -152,7 +152,7 @@ def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
     )
     if not has_video and o.frame_model is None:
         return None
-    from vgate.video_scan import FrameChecker, VideoScanner
+    from vgate.core.video import FrameChecker, VideoScanner
 
     checker = FrameChecker(
         gate.policy, frames=o.frames, fps=o.fps, frame_model=o.frame_model, labels=o.labels
@@ -190,7 +190,7 @@ def scan_command(o: ScanOptions) -> int:
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
     known = None
     if o.baseline is not None:
-        from vgate.baseline import load_baseline
+        from vgate.core.baseline import load_baseline
 
         known = load_baseline(o.baseline)
     gate.warm_up()

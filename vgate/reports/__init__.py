@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 from vgate.errors import VgateError
 
 if TYPE_CHECKING:
-    from vgate.findings import ScanMeta, ScanSummary, Verdict
+    from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 
 REPORTERS: dict[str, str] = {
     "table": "vgate.reports.table:TableReporter",

@@ -12,7 +12,7 @@ import numpy as np
 
 from vgate import __version__
 from vgate.categories import CATEGORIES, CATEGORY_IDS, CATEGORY_INDEX
-from vgate.findings import (
+from vgate.core.findings import (
     VIDEO_ERROR,
     CategoryHit,
     InputIssue,

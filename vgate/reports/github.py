@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TextIO
 
-from vgate.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
 from vgate.reports.common import (
     encodable,
     hit_message,

@@ -14,7 +14,7 @@ import hashlib
 from collections import Counter
 from typing import Any, TextIO
 
-from vgate.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
 from vgate.reports.common import (
     hit_message,
     is_pseudo_source,

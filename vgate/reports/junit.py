@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TextIO
 from xml.sax.saxutils import escape, quoteattr
 
-from vgate.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
 from vgate.reports.common import (
     hit_message,
     is_pseudo_source,

@@ -25,7 +25,7 @@ from vgate.errors import VgateError
 from vgate.reports import FORMATS, Reporter, make_reporter
 
 if TYPE_CHECKING:
-    from vgate.findings import ScanMeta, ScanSummary, Verdict
+    from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 
 STDOUT = "<stdout>"
 """Display name of the standard output as a report target."""
