@@ -531,10 +531,10 @@ def _end_on_closed_stdout() -> NoReturn:
 
 def main() -> None:
     """Console entry point: user errors print one line and exit 2, never a traceback."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
     from vgate.reports.output import StdoutClosed, guard_std_streams
 
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         with guard_std_streams():
             app()
@@ -549,6 +549,9 @@ def main() -> None:
         sys.exit(143)
     except (StdoutClosed, BrokenPipeError):
         _end_on_closed_stdout()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

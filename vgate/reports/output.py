@@ -202,7 +202,7 @@ class AtomicFile:
             except FileExistsError:
                 continue
             if existing is not None:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, AttributeError):  # no os.fchmod: Windows
                     os.fchmod(fd, stat.S_IMODE(existing.st_mode))
             return fd, temp
 
