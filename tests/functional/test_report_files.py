@@ -441,3 +441,11 @@ def test_atomic_file_writes_devices_directly(tmp_path: Path) -> None:
 def test_unwritable_report_paths_fail_before_the_scan(tmp_path: Path, where: str) -> None:
     with pytest.raises(VgateError, match="cannot write report"):
         AtomicFile(tmp_path / where)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_without_a_reader_fails_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(VgateError, match=r"out.fifo: cannot write report \(No such device"):
+        AtomicFile(fifo)

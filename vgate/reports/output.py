@@ -181,7 +181,11 @@ class AtomicFile:
         self.target = self.path if self.direct else Path(os.path.realpath(self.path))
         self.temp: Path | None = None
         try:
-            if self.direct:
+            if self.direct and info is not None and stat.S_ISFIFO(info.st_mode):
+                # a FIFO nobody reads fails at once (ENXIO) instead of hanging the run
+                fd = os.open(self.target, os.O_WRONLY | os.O_NONBLOCK)
+                os.set_blocking(fd, True)
+            elif self.direct:
                 fd = os.open(self.target, os.O_WRONLY)
             else:
                 fd, self.temp = self._create_temp(self.target, info)
