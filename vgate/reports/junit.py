@@ -98,7 +98,7 @@ class JunitReporter:
         if not (verdict.flagged or self.show_all):
             return
         where = record_location(record)
-        messages = [hit_message(verdict, hit) for hit in verdict.hits]
+        messages = [hit_message(verdict, hit) for hit in verdict.hits] or [verdict.decision]
         body = ""
         if self._fails(verdict.decision):
             suite.failures += 1
@@ -111,7 +111,7 @@ class JunitReporter:
         elif verdict.suppressed_by:
             suite.skipped += 1
             body = f"<skipped message={xml_attr(f'waived by {verdict.suppressed_by}')}/>"
-        elif verdict.flagged:
+        elif verdict.flagged and verdict.hits:
             suite.warnings.extend(f"{where}: {message}" for message in messages)
         categories = ", ".join(hit.category for hit in verdict.hits)
         name = f"{where}: {categories} ({verdict.decision})" if categories else where
