@@ -17,9 +17,9 @@ from vgate.core.gate import Gate
 from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
+from vgate.inputs import InputFile, count_lines, expand_paths, has_video, read_inputs, text_records
 from vgate.inputs.prompts import printable
-from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.inputs.video import MAX_SAMPLES
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS
 from vgate.reports.output import ReportTarget, open_reports, parse_report_option, refuse_inputs
@@ -93,13 +93,13 @@ def report_targets(o: ScanOptions) -> list[ReportTarget]:
     return [ReportTarget(o.output_format, o.output), *map(parse_report_option, o.reports)]
 
 
-def _check_outputs(o: ScanOptions, targets: list[ReportTarget]) -> None:
+def _check_outputs(o: ScanOptions, targets: list[ReportTarget], files: list[InputFile]) -> None:
     """Refuse a report path that is also an input (or another report), before any is opened."""
     outputs = [t.path for t in targets if t.path is not None]
     if not outputs:
         return
     inputs: list[Path | str | None] = [
-        item[1] for item in expand_paths(o.paths) if not isinstance(item, InputIssue)
+        item[1] for item in files if not isinstance(item, InputIssue)
     ]
     others = (o.baseline, o.policy, o.labels, o.frame_model)
     inputs += [item for item in others if item is not None and Path(item).is_file()]
@@ -107,12 +107,12 @@ def _check_outputs(o: ScanOptions, targets: list[ReportTarget]) -> None:
 
 
 @contextlib.contextmanager
-def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
+def _progress(o: ScanOptions, files: list[InputFile]) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar when stderr is a terminal, plain log lines with ``--progress``
     elsewhere (CI logs), or None when it should stay quiet."""
     terminal = sys.stderr.isatty()
     show = o.progress if o.progress is not None else terminal
-    total = count_lines(o.paths) if show else None
+    total = count_lines(files) if show else None
     if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
         show = False
     if not show:
@@ -143,14 +143,10 @@ class LogProgress:
         print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
-def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
+def _video_scanner(o: ScanOptions, gate: Gate, files: list[InputFile]) -> VideoScanner | None:
     """The video scanner with its frame detector loaded (a broken model fails here, before any
     report), or None when no input is a video and no frame model was asked for."""
-    has_video = any(
-        not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
-        for item in expand_paths(o.paths)
-    )
-    if not has_video and o.frame_model is None:
+    if not has_video(files) and o.frame_model is None:
         return None
     from vgate.core.video import FrameChecker, VideoScanner
 
@@ -186,15 +182,15 @@ def scan_command(o: ScanOptions) -> int:
         return scan_ray_command(o)
     _validate(o)
     targets = report_targets(o)
-    _check_outputs(o, targets)
+    files = list(expand_paths(o.paths))  # the one walk of the input paths
+    _check_outputs(o, targets, files)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
-    known = None
     if o.baseline is not None:
         from vgate.core.baseline import load_baseline
 
-        known = load_baseline(o.baseline)
+        gate.baseline = load_baseline(o.baseline)
     gate.warm_up()
-    videos = _video_scanner(o, gate)
+    videos = _video_scanner(o, gate, files)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
         policy=o.policy,
@@ -206,15 +202,14 @@ def scan_command(o: ScanOptions) -> int:
     )
     items = chain(
         text_records(o.texts),
-        iter_inputs(o.paths, input_format=o.input_format, column=o.column, field=o.field),
+        read_inputs(files, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with open_reports(targets, show_all=o.show_all) as reporter, _progress(o) as on_progress:
+    with open_reports(targets, show_all=o.show_all) as reporter, _progress(o, files) as on_progress:
         reporter.start(meta)
         summary = run_scan(
             items,
             gate,
             reporter,
-            baseline=known,
             on_issue=_print_issue,
             on_progress=on_progress,
             videos=videos,

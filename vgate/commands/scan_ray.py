@@ -147,7 +147,9 @@ def _format_of(paths: list[str], requested: str) -> str:
             f"inputs mix {', '.join(sorted(f for f in fmts if f))}; scan one format per run "
             "or pass --input-format"
         )
-    return fmts.pop()  # type: ignore[return-value]
+    (fmt,) = fmts
+    assert fmt is not None  # unknown suffixes were refused above
+    return fmt
 
 
 def _check_file(path: Path, fmt: str) -> tuple[bool, list[str] | None]:

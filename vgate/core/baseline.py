@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from vgate.categories import CATEGORY_IDS
-from vgate.errors import InputError
-
-FINGERPRINT_KEY = "vgatePromptHash/v1"
-"""SARIF ``partialFingerprints`` key holding the prompt fingerprint."""
+from vgate.core.findings import FINGERPRINT_KEY
+from vgate.errors import InputError, ReadFailures
 
 _WAIVABLE = ("block", "warn")
 
@@ -31,30 +29,30 @@ def load_baseline(path: Path) -> set[Pair]:
     when the file is missing or unreadable, is not JSON, or is not a vgate report.
     """
     path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            first = _first_line(handle)
-            head = _parse_line(first)
-            if head is not None and _is_jsonl_line(head):
-                return _from_jsonl(path, head, handle)
-            document = json.loads(first + handle.read())
-    except FileNotFoundError:
-        raise InputError(f"baseline {path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"baseline {path}: is a directory, expected a vgate report") from None
-    except UnicodeDecodeError:
-        raise InputError(f"baseline {path}: not UTF-8 text, expected a vgate report") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"baseline {path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
-            "expected a vgate json, jsonl or sarif report"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
+    failures = ReadFailures(
+        InputError,
+        missing=f"baseline {path}: file not found",
+        directory=f"baseline {path}: is a directory, expected a vgate report",
+        not_utf8=f"baseline {path}: not UTF-8 text, expected a vgate report",
+        unreadable=f"baseline {path}: cannot read: {{reason}}",
+    )
+    with failures.guard():
+        try:
+            with path.open(encoding="utf-8") as handle:
+                first = _first_nonblank(handle)
+                head = _parse_line(first)
+                if head is not None and _is_jsonl_line(head):
+                    return _from_jsonl(path, head, handle)
+                document = json.loads(first + handle.read())
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"baseline {path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
+                "expected a vgate json, jsonl or sarif report"
+            ) from None
     return _from_document(path, document)
 
 
-def _first_line(handle: Iterable[str]) -> str:
+def _first_nonblank(handle: Iterable[str]) -> str:
     """The first non-blank line (with its newline), or ``""`` for an empty file."""
     for line in handle:
         if line.strip():

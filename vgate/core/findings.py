@@ -6,18 +6,20 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from vgate.categories import CATEGORY_IDS
 
 BLOCK = "block"
 WARN = "warn"
 ALLOW = "allow"
 ACTIONS = (BLOCK, WARN, ALLOW)
 ACTION_RANK = {ALLOW: 0, WARN: 1, BLOCK: 2}
+
+FINGERPRINT_KEY = "vgatePromptHash/v1"
+"""SARIF ``partialFingerprints`` key holding the prompt fingerprint (reports and baselines)."""
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -67,6 +69,11 @@ class Record:
     """Set for records that come from a video file."""
     key: str | None = None
     """Fingerprinted instead of ``text`` when set (a video's frames: its content hash)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """What baselines match on: ``key`` when set, else the normalized text's hash."""
+        return self.key if self.key is not None else fingerprint(self.text)
 
 
 INPUT_ERROR = "input"
@@ -132,16 +139,51 @@ class Verdict:
 
     @property
     def fingerprint(self) -> str:
-        if self.record.key is not None:
-            return self.record.key
-        return fingerprint(self.record.text)
+        return self.record.fingerprint
 
     @property
     def flagged(self) -> bool:
         return self.decision != ALLOW
 
-    def score_map(self) -> dict[str, float]:
-        return {c: round(float(s), 4) for c, s in zip(CATEGORY_IDS, self.scores, strict=True)}
+
+Baseline = set[tuple[str, str]]
+"""(category, fingerprint) pairs of known findings (``vgate.core.baseline.load_baseline``)."""
+
+
+def build_verdict(
+    record: Record,
+    scores: np.ndarray,
+    detector_scores: dict[str, np.ndarray],
+    hits: list[CategoryHit],
+    reasons: list[str],
+    *,
+    waiver: str | None = None,
+    notes: Sequence[str] = (),
+    baseline: Baseline | None = None,
+) -> Verdict:
+    """The one place a verdict's decision is made: the strongest action among ``hits``, unless
+    they are waived by ``waiver`` (``inline``, ``allow-list``) or all of them are in
+    ``baseline``; a waived verdict is allowed and says why in its last reason."""
+    suppressed_by = waiver if hits else None
+    if (
+        suppressed_by is None
+        and hits
+        and baseline
+        and all((hit.category, record.fingerprint) in baseline for hit in hits)
+    ):
+        suppressed_by = "baseline"
+    if suppressed_by:
+        reasons = [*reasons, f"waived by {suppressed_by}"]
+    return Verdict(
+        record=record,
+        scores=scores,
+        detector_scores=detector_scores,
+        decision=ALLOW if suppressed_by else strongest_action(hits),
+        hits=hits,
+        reasons=reasons,
+        notes=list(notes),
+        suppressed_by=suppressed_by,
+    )
 
 
 MAX_KEPT_ERRORS = 1_000

@@ -10,18 +10,19 @@ This is the one code path behind ``vgate scan`` and the Python API::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vgate.categories import CATEGORY_IDS
-from vgate.core.findings import Record, Verdict
+from vgate.core.findings import Baseline, Record, Verdict
+from vgate.detectors import DETECTORS, make_detector
 from vgate.detectors.base import Detection, Detector
 from vgate.errors import VgateError
 from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
-from vgate.policy import DETECTOR_NAMES, Policy, load_policy
+from vgate.policy import Policy, load_policy
 
 NON_ENGLISH_NOTE = (
     "language: non-english (mostly non-ASCII letters; the model is trained on English prompts)"
@@ -34,10 +35,10 @@ def parse_detectors(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     if names == ["all"]:
-        return DETECTOR_NAMES
-    unknown = [n for n in names if n not in DETECTOR_NAMES]
+        return tuple(DETECTORS)
+    unknown = [n for n in names if n not in DETECTORS]
     if unknown or not names:
-        expected = ", ".join((*DETECTOR_NAMES, "all"))
+        expected = ", ".join((*DETECTORS, "all"))
         raise VgateError(
             f"unknown detector {', '.join(unknown) or '(none)'!s}; expected {expected}"
         )
@@ -61,8 +62,11 @@ class Gate:
         *,
         detectors: str | Sequence[str] | None = None,
         model: str | None = None,
+        baseline: Baseline | None = None,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        self.baseline = baseline
+        """Known (category, fingerprint) pairs: their hits are waived (``--baseline``)."""
         self.detector_names = parse_detectors(detectors) or self.policy.detectors
         self.model_ref = model or self.policy.model
         self._detectors: list[Detector] | None = None
@@ -74,17 +78,10 @@ class Gate:
     @property
     def detectors(self) -> list[Detector]:
         if self._detectors is None:
-            self._detectors = [self._make_detector(name) for name in self.detector_names]
+            self._detectors = [
+                make_detector(name, self.policy, self.model_ref) for name in self.detector_names
+            ]
         return self._detectors
-
-    def _make_detector(self, name: str) -> Detector:
-        if name == "rules":
-            from vgate.detectors.rules import RulesDetector
-
-            return RulesDetector(self.policy)
-        from vgate.detectors.prompt_model import PromptModelDetector
-
-        return PromptModelDetector(self.model_ref)
 
     def warm_up(self) -> None:
         """Load every detector now, so a broken model fails before any report is written."""
@@ -103,8 +100,11 @@ class Gate:
         """Combined scores ``[n, 5]`` in ``CATEGORY_IDS`` order."""
         return self.detect(texts)[0]
 
-    def judge(self, records: Sequence[Record]) -> list[Verdict]:
-        """Verdicts for a batch of records, in order."""
+    def judge(
+        self, records: Sequence[Record], extra_notes: Mapping[int, Sequence[str]] | None = None
+    ) -> list[Verdict]:
+        """Final verdicts for a batch of records, in order; ``extra_notes[i]`` are added to the
+        notes of record ``i`` (e.g. what the video reader had to say)."""
         combined, detections = self.detect([r.text for r in records])
         verdicts = []
         for i, record in enumerate(records):
@@ -113,14 +113,19 @@ class Gate:
             for d in detections.values():
                 for cid, found in d.evidence.get(i, {}).items():
                     evidence.setdefault(cid, []).extend(found)
-            verdict = self.policy.decide(record, combined[i], per_detector, evidence)
+            notes = []
             if record.truncated:
-                verdict.notes.append(f"input truncated to {MAX_PROMPT_CHARS} characters")
+                notes.append(f"input truncated to {MAX_PROMPT_CHARS} characters")
             for d in detections.values():
-                verdict.notes.extend(d.notes.get(i, ()))
+                notes.extend(d.notes.get(i, ()))
             if mostly_non_ascii(record.text):
-                verdict.notes.append(NON_ENGLISH_NOTE)
-            verdicts.append(verdict)
+                notes.append(NON_ENGLISH_NOTE)
+            notes.extend((extra_notes or {}).get(i, ()))
+            verdicts.append(
+                self.policy.decide(
+                    record, combined[i], per_detector, evidence, notes=notes, baseline=self.baseline
+                )
+            )
         return verdicts
 
     def scan(self, texts: Sequence[str]) -> list[Verdict]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +25,13 @@ from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import (
     ALLOW,
     VIDEO_ERROR,
+    Baseline,
     CategoryHit,
     InputIssue,
     MediaRef,
     Record,
     Verdict,
-    strongest_action,
+    build_verdict,
 )
 from vgate.core.gate import Gate
 from vgate.detectors.frames import FrameDetector, load_frame_detector
@@ -120,9 +122,13 @@ class FrameChecker:
         times: np.ndarray,
         shown: np.ndarray,
         scores: np.ndarray,
+        *,
+        notes: Sequence[str] = (),
+        baseline: Baseline | None = None,
     ) -> Verdict:
-        """The verdict on a video's frames: ``times`` and ``shown`` (seconds) and ``scores``
-        ``[F, 5]`` of its sampled frames."""
+        """The final verdict on a video's frames: ``times`` and ``shown`` (seconds) and
+        ``scores`` ``[F, 5]`` of its sampled frames, with ``notes``; hits all in ``baseline``
+        are waived."""
         video = self.policy.video
         count = len(scores)
         k = 1 if video.aggregate == "max" else max(1, math.ceil(video.vote_fraction * count - 1e-9))
@@ -147,17 +153,17 @@ class FrameChecker:
                 f"frames, {start:.2f}-{end:.2f} s ({name} max {float(scores[:, i].max()):.2f}"
                 f"{vote})"
             )
-        decision = strongest_action(hits)
         if hits and record.media is not None:
             record.media.start_s = min(h.start_s for h in hits if h.start_s is not None)
             record.media.end_s = max(h.end_s for h in hits if h.end_s is not None)
-        return Verdict(
-            record=record,
-            scores=combined,
-            detector_scores={name: combined.copy()},
-            decision=decision,
-            hits=hits,
-            reasons=reasons,
+        return build_verdict(
+            record,
+            combined,
+            {name: combined.copy()},
+            hits,
+            reasons,
+            notes=notes,
+            baseline=baseline,
         )
 
     def check(self, frames: np.ndarray, fps: float, source: str = "<generated>") -> Verdict:
@@ -206,6 +212,14 @@ def check_frames(
     return checker.check(frames, fps, source)
 
 
+@dataclass
+class _SampledFrames:
+    """A video's scored frames, waiting for the verdict: ``judge`` arguments and notes."""
+
+    data: tuple[Record, np.ndarray, np.ndarray, np.ndarray]
+    notes: list[str]
+
+
 class VideoScanner:
     """Turns one video file into verdicts (frames, then metadata and subtitle cues) and
     per-file issues. Counts the videos whose frames could not be checked for lack of a
@@ -234,20 +248,24 @@ class VideoScanner:
             return [], [self._issue(item, _strip_source(exc, item.source))], False
         except OSError as exc:
             return [], [self._issue(item, f"cannot open ({exc.strerror or exc})")], False
-        verdicts: list[Verdict] = []
         issues: list[InputIssue] = []
+        frames: _SampledFrames | None = None
+        records: list[Record] = []
         with reader:
             if self.checker.configured:
-                verdict = self._frames(reader, item, issues)
-                if verdict is not None:
-                    verdicts.append(verdict)
+                frames = self._frames(reader, item, issues)
             else:
                 self.unchecked += 1
             if self.checker.policy.video.text:
-                verdicts.extend(self._text(reader, item, gate, issues))
-        for note in reader.notes:
-            for verdict in verdicts[:1]:
-                verdict.notes.append(note)
+                records = self._text(reader, item, issues)
+        # the reader's notes (known once it is done) go to the video's first verdict
+        verdicts: list[Verdict] = []
+        if frames is not None:
+            notes = [*frames.notes, *reader.notes]
+            verdicts.append(self.checker.judge(*frames.data, notes=notes, baseline=gate.baseline))
+        if records:
+            extra = {} if verdicts else {0: reader.notes}
+            verdicts.extend(gate.judge(records, extra))
         return verdicts, issues, bool(verdicts) or not issues
 
     @staticmethod
@@ -256,7 +274,7 @@ class VideoScanner:
 
     def _frames(
         self, reader: VideoReader, item: VideoItem, issues: list[InputIssue]
-    ) -> Verdict | None:
+    ) -> _SampledFrames | None:
         detector = self.checker.detector
         assert detector is not None
         size = detector.input_size
@@ -300,15 +318,12 @@ class VideoScanner:
             media=MediaRef("frames", frames=len(times), duration_s=reader.info.duration),
             key=_file_key_or_none(item.path),
         )
-        verdict = self.checker.judge(
-            record, np.asarray(times), np.asarray(shown), np.concatenate(chunks)
+        return _SampledFrames(
+            (record, np.asarray(times), np.asarray(shown), np.concatenate(chunks)),
+            [f"scanned in part: {p}" for p in reader.problems],
         )
-        verdict.notes.extend(f"scanned in part: {p}" for p in reader.problems)
-        return verdict
 
-    def _text(
-        self, reader: VideoReader, item: VideoItem, gate: Gate, issues: list[InputIssue]
-    ) -> list[Verdict]:
+    def _text(self, reader: VideoReader, item: VideoItem, issues: list[InputIssue]) -> list[Record]:
         try:
             parts = reader.text_parts()
         except Exception as exc:  # PyAV/FFmpeg errors on bad data
@@ -319,7 +334,7 @@ class VideoScanner:
             record = make_record(part.text, item.source, 0)
             record.media = MediaRef(part.part, part.start_s, part.end_s, part.stream)
             records.append(record)
-        return gate.judge(records) if records else []
+        return records
 
     def note(self) -> str | None:
         """The run-level note when some videos' frames were not checked."""
@@ -337,17 +352,3 @@ def _strip_source(exc: Exception, source: str) -> str:
     """An ``InputError`` message without its leading ``source: `` (issues print it)."""
     text = str(exc)
     return text[len(source) + 2 :] if text.startswith(f"{source}: ") else text
-
-
-def scan_videos(
-    paths: Sequence[Path], gate: Gate, checker: FrameChecker
-) -> tuple[list[Verdict], list[InputIssue]]:
-    """Scan video files outside the CLI (verdicts and issues, in order)."""
-    scanner = VideoScanner(checker)
-    verdicts: list[Verdict] = []
-    issues: list[InputIssue] = []
-    for path in paths:
-        got, problems, _ = scanner.scan(VideoItem(str(path), Path(path)), gate)
-        verdicts.extend(got)
-        issues.extend(problems)
-    return verdicts, issues

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from vgate.errors import PolicyError
+from vgate.errors import PolicyError, ReadFailures
 
 
 def kind(value: object) -> str:
@@ -86,16 +86,15 @@ def check_bool(name: str, key: str, value: object) -> bool:
 def read_yaml_file(path: Path, name: str, what: str) -> Any:
     """Parse the YAML file ``path`` (a ``what``: "policy", "labels"); any problem is a one-line
     PolicyError naming ``name``. An empty file is an error too."""
-    try:
+    failures = ReadFailures(
+        PolicyError,
+        missing=f"{name}: {what} file not found",
+        directory=f"{name}: is a directory, expected a {what} YAML file",
+        not_utf8=f"{name}: not a UTF-8 text file",
+        unreadable=f"{name}: cannot read {what} file ({{reason}})",
+    )
+    with failures.guard():
         text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{name}: {what} file not found") from None
-    except IsADirectoryError:
-        raise PolicyError(f"{name}: is a directory, expected a {what} YAML file") from None
-    except UnicodeDecodeError:
-        raise PolicyError(f"{name}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise PolicyError(f"{name}: cannot read {what} file ({exc.strerror})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from vgate.errors import VgateError
 
 if TYPE_CHECKING:
     from vgate.core.findings import ScanMeta, ScanSummary, Verdict
-
-REPORTERS: dict[str, str] = {
-    "table": "vgate.reports.table:TableReporter",
-    "json": "vgate.reports.json_report:JsonReporter",
-    "jsonl": "vgate.reports.jsonl_report:JsonlReporter",
-    "sarif": "vgate.reports.sarif:SarifReporter",
-    "github": "vgate.reports.github:GithubReporter",
-    "junit": "vgate.reports.junit:JunitReporter",
-    "gitlab": "vgate.reports.gitlab:GitlabReporter",
-}
-"""Format name -> ``module:class`` of its reporter, imported when used. A new format is one
-module with a reporter class (``__init__(stream, *, show_all)``) and one entry here."""
-
-FORMATS: tuple[str, ...] = tuple(REPORTERS)
 
 
 class Reporter(Protocol):
@@ -41,6 +27,65 @@ class Reporter(Protocol):
         ...
 
 
+ReporterFactory = Callable[[TextIO, bool], Reporter]
+"""Builds a reporter writing to a stream; the flag is ``show_all``."""
+
+
+def _table(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.table import TableReporter
+
+    return TableReporter(stream, show_all=show_all)
+
+
+def _json(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.json_report import JsonReporter
+
+    return JsonReporter(stream, show_all=show_all)
+
+
+def _jsonl(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.jsonl_report import JsonlReporter
+
+    return JsonlReporter(stream, show_all=show_all)
+
+
+def _sarif(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.sarif import SarifReporter
+
+    return SarifReporter(stream, show_all=show_all)
+
+
+def _github(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.github import GithubReporter
+
+    return GithubReporter(stream, show_all=show_all)
+
+
+def _junit(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.junit import JunitReporter
+
+    return JunitReporter(stream, show_all=show_all)
+
+
+def _gitlab(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.gitlab import GitlabReporter
+
+    return GitlabReporter(stream, show_all=show_all)
+
+
+REPORTERS: dict[str, ReporterFactory] = {
+    "table": _table,
+    "json": _json,
+    "jsonl": _jsonl,
+    "sarif": _sarif,
+    "github": _github,
+    "junit": _junit,
+    "gitlab": _gitlab,
+}
+"""Report formats by name (``--format``); a format's module is imported only when used."""
+FORMATS: tuple[str, ...] = tuple(REPORTERS)
+
+
 def make_reporter(fmt: str, stream: TextIO, *, show_all: bool = False) -> Reporter:
     """The reporter of format ``fmt`` (one of ``FORMATS``) writing to ``stream``.
 
@@ -48,8 +93,7 @@ def make_reporter(fmt: str, stream: TextIO, *, show_all: bool = False) -> Report
     whose hits were waived (with a ``suppressions`` entry). JSON and JSONL always list every
     prompt.
     """
-    if fmt not in REPORTERS:
+    factory = REPORTERS.get(fmt)
+    if factory is None:
         raise VgateError(f"unknown report format '{fmt}'; expected one of: {', '.join(FORMATS)}")
-    module, _, name = REPORTERS[fmt].partition(":")
-    reporter_class = getattr(importlib.import_module(module), name)
-    return reporter_class(stream, show_all=show_all)
+    return factory(stream, show_all)

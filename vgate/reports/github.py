@@ -14,8 +14,8 @@ import re
 from typing import TextIO
 
 from vgate.core.findings import BLOCK, VIDEO_ERROR, WARN, InputIssue, ScanMeta, ScanSummary, Verdict
+from vgate.inputs.prompts import printable
 from vgate.reports.common import (
-    encodable,
     hit_message,
     is_pseudo_source,
     record_location,
@@ -35,7 +35,7 @@ def _visible(text: str) -> str:
 
 def escape_data(text: str) -> str:
     """The message of a workflow command: ``%``, CR and LF escaped."""
-    return _visible(encodable(text)).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _visible(printable(text)).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:

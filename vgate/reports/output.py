@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from vgate.errors import VgateError
 from vgate.reports import FORMATS, Reporter, make_reporter
@@ -78,8 +78,8 @@ class _PipeGuard:
 def guard_std_streams() -> Iterator[None]:
     """While the block runs, a closed stdout or stderr raises :class:`StdoutClosed`."""
     saved = sys.stdout, sys.stderr
-    sys.stdout = _PipeGuard(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _PipeGuard(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = _PipeGuard(sys.stdout)
+    sys.stderr = _PipeGuard(sys.stderr)
     try:
         yield
     finally:
@@ -289,7 +289,7 @@ class _Sink:
     def __init__(self, target: ReportTarget, show_all: bool) -> None:
         self.target = target
         self.file = AtomicFile(target.path) if target.path is not None else None
-        stream: TextIO = self.file.stream if self.file else sys.stdout  # type: ignore[assignment]
+        stream = cast(TextIO, self.file.stream) if self.file else sys.stdout
         self.stream = stream
         self.reporter = make_reporter(target.fmt, stream, show_all=show_all)
         self.error: VgateError | None = None

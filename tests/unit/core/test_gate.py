@@ -29,7 +29,7 @@ from vgate.core.findings import (
     normalize_text,
 )
 from vgate.core.gate import NON_ENGLISH_NOTE, Gate, mostly_non_ascii, parse_detectors
-from vgate.core.runner import apply_baseline, exit_code, run_scan
+from vgate.core.runner import exit_code, run_scan
 from vgate.errors import VgateError
 from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
 
@@ -238,18 +238,45 @@ def test_exit_code(summary: ScanSummary, fail_on: str, code: int) -> None:
     assert exit_code(summary, fail_on) == code
 
 
-def test_apply_baseline_waives_only_fully_known_verdicts(gate: Gate) -> None:
+def test_the_baseline_waives_only_fully_known_verdicts() -> None:
     text = "blood and nudity"
     fp = fingerprint(text)
-    (both,) = gate.scan([text])
-    apply_baseline(both, {("violent_bloody", fp), ("pornographic", fp)})
+    known = {("violent_bloody", fp), ("pornographic", fp)}
+    (both,) = Gate("default", detectors="rules", baseline=known).scan([text])
     assert both.decision == ALLOW and both.suppressed_by == "baseline"
-    (partial,) = gate.scan([text])
-    apply_baseline(partial, {("violent_bloody", fp)})
+    assert both.reasons[-1] == "waived by baseline" and len(both.hits) == 2
+    (partial,) = Gate("default", detectors="rules", baseline={known.pop()}).scan([text])
     assert partial.decision == BLOCK and partial.suppressed_by is None
+    assert "waived by baseline" not in partial.reasons
+    known = {("violent_bloody", fp), ("pornographic", fp)}
+    gate = Gate("default", detectors="rules", baseline=known)
     (other,) = gate.scan(["blood and nudity again"])
-    apply_baseline(other, {("violent_bloody", fp), ("pornographic", fp)})
     assert other.decision == BLOCK
+
+
+def test_an_inline_waiver_wins_over_the_baseline() -> None:
+    fp = fingerprint("gore")
+    gate = Gate("default", detectors="rules", baseline={("violent_bloody", fp)})
+    (verdict,) = gate.judge([make_record("gore", "f", 1, suppressed=True)])
+    assert verdict.suppressed_by == "inline" and verdict.reasons[-1] == "waived by inline"
+
+
+def test_extra_notes_follow_the_gate_notes() -> None:
+    gate = Gate("default", detectors="rules")
+    long = make_record("x" * 10, "f", 1)
+    long.truncated = True
+    first, second = gate.judge([long, make_record("cat", "f", 2)], {0: ["from the reader"]})
+    assert first.notes[-1] == "from the reader" and first.notes[0].startswith("input truncated")
+    assert second.notes == []
+
+
+def test_run_scan_needs_a_video_scanner_for_videos(gate: Gate, tmp_path: Path) -> None:
+    from vgate.inputs.video import VideoItem
+
+    reporter = ListReporter()
+    reporter.start(ScanMeta("default", ["rules"], ["vgate"], "2026-01-01T00:00:00Z"))
+    with pytest.raises(ValueError, match=r"clip\.mp4 is a video"):
+        run_scan([VideoItem("clip.mp4", tmp_path / "clip.mp4")], gate, reporter)
 
 
 def test_summary_counts_suppressed_but_not_their_categories() -> None:
