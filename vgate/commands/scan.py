@@ -164,11 +164,8 @@ def _print_issue(issue: InputIssue) -> None:
 
 def summary_line(summary: ScanSummary) -> str:
     """One line for stderr: counts and time."""
-    noun = "prompts"
-    if summary.videos or summary.video_errors:
-        noun = f"items ({summary.videos:,} video{'' if summary.videos == 1 else 's'})"
     return (
-        f"vgate: scanned {summary.scanned:,} {noun}: {summary.blocked:,} blocked, "
+        f"vgate: scanned {summary.scanned_text()}: {summary.blocked:,} blocked, "
         f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
         f"{summary.error_count:,} input errors in {summary.seconds:.2f} s"
     )

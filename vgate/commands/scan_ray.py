@@ -25,7 +25,7 @@ from typing import Any
 from vgate.core.findings import InputIssue
 from vgate.core.runner import FAIL_ON
 from vgate.errors import VgateError
-from vgate.inputs import files_under
+from vgate.inputs import walk_files
 
 ENGINES = ("local", "ray")
 OUTPUT_FORMATS = ("parquet", "jsonl")
@@ -122,7 +122,11 @@ def _expand(arg: str) -> list[Path]:
         return files
     path = Path(arg)
     if path.is_dir():
-        files = files_under(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_"))
+        files = []
+        for item in walk_files(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_")):
+            if isinstance(item, InputIssue):
+                raise VgateError(str(item))  # the Ray scan fails closed on an unreadable entry
+            files.append(item)
         if not files:
             exts = ", ".join(INPUT_EXTENSIONS)
             raise VgateError(f"{arg}: directory has no parquet, csv or jsonl files ({exts})")

@@ -62,7 +62,6 @@ class Record:
     text: str
     source: str
     line: int = 0
-    truncated: bool = False
     suppressed: bool = False
     """The input carries an inline ``# vgate: allow`` comment."""
     media: MediaRef | None = None
@@ -160,11 +159,14 @@ def build_verdict(
     waiver: str | None = None,
     notes: Sequence[str] = (),
     baseline: Baseline | None = None,
+    floor: str = ALLOW,
 ) -> Verdict:
-    """The one place a verdict's decision is made: the strongest action among ``hits``, unless
-    they are waived by ``waiver`` (``inline``, ``allow-list``) or all of them are in
-    ``baseline``; a waived verdict is allowed and says why in its last reason."""
-    suppressed_by = waiver if hits else None
+    """The one place a verdict's decision is made: the strongest action among ``hits`` and
+    ``floor`` (a decision owed to the record itself, e.g. the policy's ``long_prompt``), unless
+    waived by ``waiver`` (``inline``, ``allow-list``) or all hits are in ``baseline``; a waived
+    verdict is allowed and says why in its last reason."""
+    decision = max(strongest_action(hits), floor, key=ACTION_RANK.__getitem__)
+    suppressed_by = waiver if decision != ALLOW else None
     if (
         suppressed_by is None
         and hits
@@ -178,7 +180,7 @@ def build_verdict(
         record=record,
         scores=scores,
         detector_scores=detector_scores,
-        decision=ALLOW if suppressed_by else strongest_action(hits),
+        decision=ALLOW if suppressed_by else decision,
         hits=hits,
         reasons=reasons,
         notes=list(notes),
@@ -207,8 +209,20 @@ class ScanSummary:
     """Video files opened and scanned (in full or in part)."""
     video_errors: int = 0
     """Input errors of kind ``video`` (kept or not)."""
+    frames_unchecked: int = 0
+    """Videos whose frames were not checked (no frame detector): only their text side was."""
     notes: list[str] = field(default_factory=list)
     """Run-level remarks for the reports (e.g. no frame detector configured)."""
+
+    def scanned_text(self) -> str:
+        """What was scanned, for the summary lines: ``3 prompts``, or with videos ``5 items
+        (2 videos; frames of 1 not checked)``."""
+        if not (self.videos or self.video_errors or self.frames_unchecked):
+            return f"{self.scanned:,} prompt{'' if self.scanned == 1 else 's'}"
+        videos = f"{self.videos:,} video{'' if self.videos == 1 else 's'}"
+        if self.frames_unchecked:
+            videos += f"; frames of {self.frames_unchecked:,} not checked"
+        return f"{self.scanned:,} items ({videos})"
 
     @property
     def error_count(self) -> int:

@@ -11,6 +11,7 @@ This is the one code path behind ``vgate scan`` and the Python API::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import Baseline, Record, Verdict
 from vgate.detectors import DETECTORS, make_detector
 from vgate.detectors.base import Detection, Detector
+from vgate.detectors.rules import RulesDetector
 from vgate.errors import VgateError
-from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
+from vgate.inputs.prompts import make_record
 from vgate.policy import Policy, load_policy
+from vgate.text.normalize import normalize
 
 NON_ENGLISH_NOTE = (
     "language: non-english (mostly non-ASCII letters; the model is trained on English prompts)"
@@ -53,6 +56,20 @@ def mostly_non_ascii(text: str) -> bool:
     return bool(letters) and sum(not ch.isascii() for ch in letters) * 2 > len(letters)
 
 
+def merge_variant(detection: Detection, variant: Detection, rows: Sequence[int]) -> None:
+    """Fold the detection of normalised texts (``variant``, one row per index in ``rows``) into
+    ``detection``: the larger score per category, and the variant's evidence and notes."""
+    index = np.asarray(rows, dtype=np.int64)
+    detection.scores[index] = np.maximum(detection.scores[index], variant.scores)
+    for j, row in enumerate(rows):
+        for cid, found in variant.evidence.get(j, {}).items():
+            merged = detection.evidence.setdefault(row, {}).setdefault(cid, [])
+            merged.extend(f for f in found if f not in merged)
+        for note in variant.notes.get(j, ()):
+            if note not in detection.notes.get(row, ()):
+                detection.notes.setdefault(row, []).append(note)
+
+
 class Gate:
     """A policy with its detectors; detectors (and model sessions) load on first use."""
 
@@ -73,7 +90,9 @@ class Gate:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without loaded detectors: they reload in the receiving process."""
-        return {**self.__dict__, "_detectors": None}
+        state = {**self.__dict__, "_detectors": None}
+        state.pop("rules", None)
+        return state
 
     @property
     def detectors(self) -> list[Detector]:
@@ -83,14 +102,44 @@ class Gate:
             ]
         return self._detectors
 
+    @cached_property
+    def rules(self) -> RulesDetector:
+        """The policy's rules, also when they are not a detector: allowed phrases need them."""
+        for det in self.detectors:
+            if isinstance(det, RulesDetector):
+                return det
+        return RulesDetector(self.policy)
+
     def warm_up(self) -> None:
         """Load every detector now, so a broken model fails before any report is written."""
         self.detect([""])
 
     def detect(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, Detection]]:
-        """Combined scores ``[n, 5]`` (max over detectors) and each detector's detection."""
-        texts = [self.policy.mask_allowed(t) for t in texts]
-        detections = {det.name: det.detect(texts) for det in self.detectors}
+        """Combined scores ``[n, 5]`` (max over detectors) and each detector's detection.
+
+        Every detector judges the whole text. The rules read it as written (and every
+        normalised reading, ``RulesDetector``); the other detectors read it with the policy's
+        allowed phrases blanked out where no rule match reaches into them
+        (``RulesDetector.blank_allowed``), and, where ``normalize`` changes a text (look-alike
+        letters, invisible characters, spaced-out letters), also its normalised form, keeping
+        the larger score per category.
+        """
+        views: list[str] = []
+        normalized: list[str] = []
+        changed: list[int] = []
+        if not all(getattr(det, "reads_variants", False) for det in self.detectors):
+            views = [self.rules.blank_allowed(t) for t in texts]
+            normalized = [self.rules.blank_allowed(normalize(t)) for t in texts]
+            changed = [i for i, (v, n) in enumerate(zip(views, normalized, strict=True)) if v != n]
+        detections = {}
+        for det in self.detectors:
+            if getattr(det, "reads_variants", False):
+                detections[det.name] = det.detect(texts)
+                continue
+            detection = det.detect(views)
+            if changed:
+                merge_variant(detection, det.detect([normalized[i] for i in changed]), changed)
+            detections[det.name] = detection
         combined = np.zeros((len(texts), len(CATEGORY_IDS)), dtype=np.float32)
         for detection in detections.values():
             np.maximum(combined, detection.scores, out=combined)
@@ -113,9 +162,7 @@ class Gate:
             for d in detections.values():
                 for cid, found in d.evidence.get(i, {}).items():
                     evidence.setdefault(cid, []).extend(found)
-            notes = []
-            if record.truncated:
-                notes.append(f"input truncated to {MAX_PROMPT_CHARS} characters")
+            notes: list[str] = []
             for d in detections.values():
                 notes.extend(d.notes.get(i, ()))
             if mostly_non_ascii(record.text):

@@ -99,6 +99,7 @@ def run_scan(
     note = videos.note() if videos is not None else None
     if note:
         summary.notes.append(note)
+        summary.frames_unchecked = videos.unchecked if videos is not None else 0
     summary.seconds = time.perf_counter() - started
     reporter.finish(summary)
     return summary

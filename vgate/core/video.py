@@ -46,6 +46,10 @@ NO_FRAME_DETECTOR = (
     "no frame detector configured: the frames of {n} video(s) were not checked, only their "
     "text side; set --frame-model and --labels (or video.frame_model and video.labels)"
 )
+UNCHECKED_FRAMES = (
+    "frames not checked: no frame detector configured (set --frame-model and --labels, or "
+    "video.frame_model and video.labels; video.frames: unchecked_ok accepts text-only checks)"
+)
 
 
 def frames_text(sampled: int, duration: float) -> str:
@@ -223,7 +227,8 @@ class _SampledFrames:
 class VideoScanner:
     """Turns one video file into verdicts (frames, then metadata and subtitle cues) and
     per-file issues. Counts the videos whose frames could not be checked for lack of a
-    detector, and says once that PyAV is missing."""
+    detector (each one an input error, exit 2, unless the policy says ``video.frames:
+    unchecked_ok``), and says once that PyAV is missing."""
 
     def __init__(self, checker: FrameChecker) -> None:
         self.checker = checker
@@ -256,6 +261,8 @@ class VideoScanner:
                 frames = self._frames(reader, item, issues)
             else:
                 self.unchecked += 1
+                if not self.checker.policy.video.unchecked_ok:
+                    issues.append(InputIssue(item.source, UNCHECKED_FRAMES))
             if self.checker.policy.video.text:
                 records = self._text(reader, item, issues)
         # the reader's notes (known once it is done) go to the video's first verdict
@@ -266,7 +273,8 @@ class VideoScanner:
         if records:
             extra = {} if verdicts else {0: reader.notes}
             verdicts.extend(gate.judge(records, extra))
-        return verdicts, issues, bool(verdicts) or not issues
+        opened = bool(verdicts) or all(i.message == UNCHECKED_FRAMES for i in issues)
+        return verdicts, issues, opened
 
     @staticmethod
     def _issue(item: VideoItem, message: str) -> InputIssue:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +47,13 @@ from vgate.policy.sections import (
     validate_generation,
     validate_video,
 )
-from vgate.policy.terms import canonical, terms_regex
 from vgate.resources import DEFAULT_MODEL, shipped_dir
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_ACTION = "block"
+LONG_PROMPT_CHARS = 20_000
+"""A prompt longer than this is "long" for the policy's ``long_prompt`` setting."""
+LONG_PROMPT_ACTIONS = ("scan", "warn", "block")
 _MAX_EXTENDS_DEPTH = 8
 
 _TOP_KEYS = {
@@ -63,6 +64,8 @@ _TOP_KEYS = {
     "model": "a model reference: builtin:<name> or a path",
     "categories": "a mapping of category settings",
     "allow": "allow-list settings",
+    "long_prompt": f"what a prompt over {LONG_PROMPT_CHARS:,} characters gets besides a full scan: "
+    "scan (nothing more), warn or block",
     "generation": "guarded-generation settings (latent probe)",
     "video": "video frame-check settings",
 }
@@ -73,7 +76,7 @@ _CATEGORY_KEYS = {
     "patterns": "a list of regular expressions",
 }
 _ALLOW_KEYS = {
-    "phrases": "a list of phrases ignored by the rules (e.g. 'blood orange')",
+    "phrases": "a list of phrases whose own words never trip a rule (e.g. 'blood orange')",
     "prompts": "a list of prompts that are never flagged",
 }
 
@@ -99,21 +102,9 @@ class Policy:
     allow_phrases: tuple[str, ...] = ()
     allow_prompts: frozenset[str] = frozenset()
     description: str = ""
+    long_prompt: str = "scan"
     generation: GenerationPolicy = field(default_factory=GenerationPolicy)
     video: VideoPolicy = field(default_factory=VideoPolicy)
-
-    @cached_property
-    def _allow_regex(self) -> re.Pattern[str] | None:
-        return terms_regex(self.allow_phrases)
-
-    def mask_allowed(self, text: str) -> str:
-        """Blank out allow-list phrases (``blood orange``) so that no detector sees them."""
-        if self._allow_regex is None:
-            return text
-        canonical_text = canonical(text)
-        if self._allow_regex.search(canonical_text) is None:
-            return text
-        return self._allow_regex.sub(" ", canonical_text)
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -137,6 +128,7 @@ class Policy:
                 for cid, cp in self.categories.items()
             },
             "allow": {"phrases": list(self.allow_phrases), "prompts": sorted(self.allow_prompts)},
+            "long_prompt": self.long_prompt,
             "generation": self.generation.to_dict(),
             "video": self.video.to_dict(),
         }
@@ -166,10 +158,17 @@ class Policy:
             if matched:
                 parts.append("matched " + ", ".join(repr(m) for m in matched[:5]))
             reasons.append(f"{cid} {score:.2f} >= {cp.threshold:.2f} ({'; '.join(parts)})")
+        floor = ALLOW
+        if self.long_prompt != "scan" and len(record.text) > LONG_PROMPT_CHARS:
+            floor = self.long_prompt
+            reasons.append(
+                f"long prompt: {len(record.text):,} characters > {LONG_PROMPT_CHARS:,} "
+                f"(long_prompt: {self.long_prompt})"
+            )
         waiver = None
-        if hits and record.suppressed:
+        if record.suppressed:
             waiver = "inline"
-        elif hits and normalize_text(record.text) in self.allow_prompts:
+        elif normalize_text(record.text) in self.allow_prompts:
             waiver = "allow-list"
         return build_verdict(
             record,
@@ -180,6 +179,7 @@ class Policy:
             waiver=waiver,
             notes=notes,
             baseline=baseline,
+            floor=floor,
         )
 
 
@@ -250,6 +250,8 @@ def _validate(data: dict[str, Any], name: str) -> None:
     check_keys(name, "", data, _TOP_KEYS)
     if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
         raise fail(name, "version", f"expected 1, got {data['version']!r}")
+    if "long_prompt" in data:
+        check_choice(name, "long_prompt", data["long_prompt"], LONG_PROMPT_ACTIONS)
     for key in ("description", "extends", "model"):
         if key in data:
             check_string(name, key, data[key])
@@ -319,6 +321,7 @@ def _build(data: dict[str, Any], name: str) -> Policy:
         allow_phrases=tuple(allow.get("phrases", ())),
         allow_prompts=frozenset(normalize_text(p) for p in allow.get("prompts", ())),
         description=data.get("description", ""),
+        long_prompt=data.get("long_prompt", "scan"),
         generation=build_generation(name, data.get("generation", {})),
         video=build_video(name, data.get("video", {})),
     )
