@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import click
 import typer
@@ -158,13 +162,30 @@ def scan(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", "-f", metavar="FORMAT", help="Report format: table, json, jsonl or sarif."
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="Report format: table, json, jsonl, sarif, github (annotations), junit or "
+            "gitlab (Code Quality).",
         ),
     ] = "table",
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write the report here (default stdout)."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report here (default stdout), atomically.",
+        ),
+    ] = None,
+    report: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT=PATH",
+            help="Also write a report in FORMAT to PATH in the same scan (repeatable), e.g. "
+            "--report sarif=vgate.sarif --report junit=vgate.xml.",
+            show_default=False,
         ),
     ] = None,
     fail_on: Annotated[
@@ -294,6 +315,7 @@ def scan(
         model=model,
         output_format=output_format,
         output=output,
+        reports=report or [],
         fail_on=fail_on,
         baseline=baseline,
         column=column,
@@ -484,13 +506,20 @@ def generate(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", "-f", metavar="FORMAT", help="Report format: table, json, jsonl or sarif."
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="Report format, as for vgate scan: table, json, jsonl, sarif, github, junit or "
+            "gitlab.",
         ),
     ] = "table",
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write the report here (default stdout)."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report here (default stdout), atomically.",
         ),
     ] = None,
     fail_on: Annotated[
@@ -715,18 +744,49 @@ def probe_eval(
     evaluate_probe(collection, probe, policy_ref, output, plot, split=split, device=device)
 
 
+class Terminated(BaseException):
+    """SIGTERM (a cancelled CI job): unwinds like Ctrl-C, so no half-written report stays."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _end_on_closed_stdout() -> NoReturn:
+    """stdout's reader went away (``vgate scan ... | head -1``): end as other Unix tools do,
+    killed by SIGPIPE, with nothing on stderr and no "Exception ignored" at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(EXIT_ERROR)  # no SIGPIPE (Windows)
+
+
 def main() -> None:
     """Console entry point: user errors print one line and exit 2, never a traceback."""
+    from vgate.reports.output import StdoutClosed, guard_std_streams
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
-        app()
+        with guard_std_streams():
+            app()
     except VgateError as exc:
         typer.echo(f"vgate: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("vgate: interrupted", err=True)
         sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(EXIT_ERROR)
+    except Terminated:
+        typer.echo("vgate: terminated", err=True)
+        sys.exit(143)
+    except (StdoutClosed, BrokenPipeError):
+        _end_on_closed_stdout()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The composite GitHub Action: action.yml wiring, and scripts/action-scan.sh run locally.
 
 The script runs one scan that prints annotations (``--format github``) and writes every report
-with ``--report FORMAT=PATH``; the tests that run it need both options (``needs_report_formats``).
+with ``--report FORMAT=PATH``.
 """
 
 from __future__ import annotations
@@ -24,21 +24,6 @@ SCRIPT = REPO / "scripts" / "action-scan.sh"
 COUNT_KEYS = ("scanned", "blocked", "warned", "suppressed", "errors")
 
 
-def _has_report_formats() -> bool:
-    import inspect
-
-    from vgate.cli import scan
-    from vgate.reports import FORMATS
-
-    return "github" in FORMATS and "report" in inspect.signature(scan).parameters
-
-
-# The action runs `vgate scan --format github --report json=... [--report sarif=...]`, options
-# built on the formats branch (issue 16 "Report formats"). Until that is merged these tests cannot
-# run; once merged, the condition is false and they run (remove the mark then).
-needs_report_formats = pytest.mark.skipif(
-    not _has_report_formats(), reason="needs vgate scan --format github and --report FORMAT=PATH"
-)
 requires_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
@@ -236,10 +221,8 @@ def annotations(stdout: str) -> list[tuple[str, str]]:
     return re.findall(r"^::(error|warning) ([^:]*)::", stdout, flags=re.MULTILINE)
 
 
-
 @pytest.mark.parametrize(("fail_on", "code"), [("block", 1), ("warn", 1), ("never", 0)])
 @requires_bash
-@needs_report_formats
 def test_annotations_by_default_and_counts(repo: Path, fail_on: str, code: int) -> None:
     rc, outputs, stdout, stderr = run_action(repo, fail_on=fail_on)
     assert rc == code, stderr
@@ -264,7 +247,6 @@ def test_annotations_by_default_and_counts(repo: Path, fail_on: str, code: int) 
 
 
 @requires_bash
-@needs_report_formats
 def test_sarif_when_upload_is_asked_in_the_same_scan(repo: Path) -> None:
     rc, outputs, stdout, stderr = run_action(repo, sarif="true", sarif_file="out/vgate.sarif")
     assert rc == 1, stderr
@@ -282,7 +264,6 @@ def test_sarif_when_upload_is_asked_in_the_same_scan(repo: Path) -> None:
 
 
 @requires_bash
-@needs_report_formats
 def test_default_paths_without_config_fail_with_how_to_set_paths(repo: Path) -> None:
     rc, outputs, stdout, _ = run_action(repo, paths="")
     assert rc == 2
@@ -291,7 +272,6 @@ def test_default_paths_without_config_fail_with_how_to_set_paths(repo: Path) -> 
 
 
 @requires_bash
-@needs_report_formats
 def test_default_paths_scan_only_what_the_config_names(repo: Path) -> None:
     (repo / ".vgate.yaml").write_text(
         "extends: default\nfiles:\n  include: ['prompts/']\n", encoding="utf-8"
@@ -305,7 +285,6 @@ def test_default_paths_scan_only_what_the_config_names(repo: Path) -> None:
 
 
 @requires_bash
-@needs_report_formats
 def test_exclude_input(repo: Path) -> None:
     rc, outputs, _, stderr = run_action(repo, paths=".", exclude="requirements.txt *.csv")
     assert rc == 1, stderr
@@ -313,14 +292,12 @@ def test_exclude_input(repo: Path) -> None:
 
 
 @requires_bash
-@needs_report_formats
 def test_deferred_exit_leaves_the_code_to_the_last_step(repo: Path) -> None:
     rc, outputs, _, _ = run_action(repo, defer_exit="true")
     assert rc == 0 and outputs["exit-code"] == "1"
 
 
 @requires_bash
-@needs_report_formats
 def test_annotations_off_prints_the_table(repo: Path) -> None:
     rc, _, stdout, _ = run_action(repo, annotations="false")
     assert rc == 1
@@ -328,7 +305,6 @@ def test_annotations_off_prints_the_table(repo: Path) -> None:
 
 
 @requires_bash
-@needs_report_formats
 def test_baseline_waives_known_findings(repo: Path) -> None:
     run_action(repo, fail_on="warn", report_format="sarif", report_file="base.sarif")
     rc, outputs, _, stderr = run_action(repo, fail_on="warn", baseline="base.sarif")
@@ -337,7 +313,6 @@ def test_baseline_waives_known_findings(repo: Path) -> None:
 
 
 @requires_bash
-@needs_report_formats
 def test_usage_error_replaces_a_stale_sarif_with_a_complete_one(repo: Path) -> None:
     stale = repo / "vgate.sarif"
     stale.write_text('{"runs": [', encoding="utf-8")  # half-written by an earlier run
@@ -355,7 +330,6 @@ def test_usage_error_replaces_a_stale_sarif_with_a_complete_one(repo: Path) -> N
 
 
 @requires_bash
-@needs_report_formats
 def test_unreadable_input_exits_2_with_notification(repo: Path) -> None:
     rc, outputs, _, _ = run_action(repo, paths="prompts missing.txt", sarif="true")
     assert rc == 2

@@ -355,7 +355,7 @@ def test_policy_errors_stop_the_scan(
     ("args", "expected"),
     [
         (("-d", "vision"), "unknown detector vision; expected rules, model, all"),
-        (("-f", "xml"), "--format must be one of table, json, jsonl, sarif, got 'xml'"),
+        (("-f", "xml"), "--format must be one of table, json, jsonl, sarif, github, junit, gitlab"),
         (("--fail-on", "error"), "--fail-on must be one of block, warn, never, got 'error'"),
         (("--input-format", "tsv"), "--input-format must be one of auto, txt, csv, jsonl"),
         (("-p", "nonexistent"), "unknown policy 'nonexistent'"),

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.test_action import needs_report_formats
 from tests.helpers import REPO, vgate_exe
 
 ROOT = REPO
@@ -81,7 +80,6 @@ def test_quick_start_command_runs_as_written(checkout: Path, command: str) -> No
         assert log["runs"][0]["results"]
 
 
-@needs_report_formats
 def test_action_script_example_runs_as_written() -> None:
     (command,) = console_commands(section("## GitHub Action"))
     assert command.startswith("VGATE_PATHS=examples ")

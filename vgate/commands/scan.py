@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from vgate.core.findings import InputIssue, ScanMeta, ScanSummary
 from vgate.core.gate import Gate
@@ -25,7 +25,8 @@ from vgate.inputs.selection import FileSelection, GlobSet, changed_files, read_i
 from vgate.inputs.video import MAX_SAMPLES
 from vgate.policy.discovery import IGNORE_FILE, choose_policy, find_ignore_file
 from vgate.progress import progress_bar
-from vgate.reports import FORMATS, make_reporter
+from vgate.reports import FORMATS
+from vgate.reports.output import ReportTarget, open_reports, parse_report_option, refuse_inputs
 from vgate.reports.table import summary_line as table_summary_line
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ class ScanOptions:
     model: str | None = None
     output_format: str = "table"
     output: Path | None = None
+    reports: list[str] = field(default_factory=list)
+    """``--report FORMAT=PATH``: further reports written by the same scan."""
     fail_on: str = "block"
     baseline: Path | None = None
     column: str | None = None
@@ -126,9 +129,7 @@ def _selection(o: ScanOptions, policy: Policy) -> FileSelection:
     return select
 
 
-def _select(
-    found: Iterable[InputFile], select: FileSelection, named: list[str]
-) -> list[InputFile]:
+def _select(found: Iterable[InputFile], select: FileSelection, named: list[str]) -> list[InputFile]:
     """The expanded inputs that ``select`` keeps (a path given on the command line is named)."""
     given = {printable(arg) for arg in named}
     return [
@@ -140,17 +141,22 @@ def _select(
     ]
 
 
-@contextlib.contextmanager
-def _open_output(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
+def report_targets(o: ScanOptions) -> list[ReportTarget]:
+    """The reports of a scan: ``--format``/``--output``, then each ``--report``."""
+    return [ReportTarget(o.output_format, o.output), *map(parse_report_option, o.reports)]
+
+
+def _check_outputs(o: ScanOptions, targets: list[ReportTarget], files: list[InputFile]) -> None:
+    """Refuse a report path that is also an input (or another report), before any is opened."""
+    outputs = [t.path for t in targets if t.path is not None]
+    if not outputs:
         return
-    try:
-        stream = path.open("w", encoding="utf-8", newline="\n")
-    except OSError as exc:
-        raise VgateError(f"{path}: cannot write report ({exc.strerror or exc})") from None
-    with stream:
-        yield stream
+    inputs: list[Path | str | None] = [
+        item[1] for item in files if not isinstance(item, InputIssue)
+    ]
+    others = (o.baseline, o.policy, o.labels, o.frame_model)
+    inputs += [item for item in others if item is not None and Path(item).is_file()]
+    refuse_inputs(outputs, inputs)
 
 
 @contextlib.contextmanager
@@ -226,11 +232,13 @@ def scan_command(o: ScanOptions) -> int:
             raise VgateError("--exclude and --diff-base are not available with --engine ray")
         return scan_ray_command(o)
     _validate(o)
+    targets = report_targets(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
     configured = not o.paths and not o.texts
     o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
     select = _selection(o, gate.policy)
     files = _select(expand_paths(o.paths), select, o.paths)  # the one walk of the input paths
+    _check_outputs(o, targets, files)
     if configured and not any(not isinstance(i, InputIssue) for i in files):
         globs = ", ".join(gate.policy.files.include)
         raise VgateError(
@@ -256,8 +264,7 @@ def scan_command(o: ScanOptions) -> int:
         text_records(o.texts),
         read_inputs(files, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with _open_output(o.output) as stream, _progress(o, files) as on_progress:
-        reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
+    with open_reports(targets, show_all=o.show_all) as reporter, _progress(o, files) as on_progress:
         reporter.start(meta)
         summary = run_scan(
             items,

@@ -12,7 +12,6 @@ are kept before warnings, and the run's ``properties`` say how many were left ou
 from __future__ import annotations
 
 import functools
-import os.path
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +32,16 @@ from vgate.core.findings import (
     ScanSummary,
     Verdict,
 )
-from vgate.reports.common import number, one_line, score_map, seconds, span, summary_item
+from vgate.reports.common import (
+    hit_message,
+    is_pseudo_source,
+    number,
+    pseudo_source,
+    relative_source,
+    score_map,
+    seconds,
+    summary_item,
+)
 from vgate.reports.json_report import dumps
 
 SARIF_SCHEMA = (
@@ -105,19 +113,12 @@ def artifact_uri(source: str, working_directory: str = ".") -> tuple[str, str | 
     Files outside the working directory get an absolute ``file://`` URI and no base id.
     Pseudo-sources such as ``<stdin>`` (or ``-``) keep their name, percent-encoded.
     """
-    if source in ("", "-"):
-        source = "<stdin>"
-    if source.startswith("<") and source.endswith(">"):
-        return quote(source, safe="", errors="backslashreplace"), SRCROOT
-    path = Path(source)
-    base = Path(working_directory or ".").resolve()
-    absolute = path if path.is_absolute() else base / path
-    absolute = Path(os.path.normpath(absolute))
-    try:
-        relative = absolute.relative_to(base)
-    except ValueError:
-        return absolute.as_uri(), None
-    return quote(relative.as_posix(), safe="/", errors="backslashreplace"), SRCROOT
+    if is_pseudo_source(source):
+        return quote(pseudo_source(source), safe="", errors="backslashreplace"), SRCROOT
+    path, inside = relative_source(source, working_directory)
+    if not inside:
+        return Path(path).as_uri(), None
+    return quote(path, safe="/", errors="backslashreplace"), SRCROOT
 
 
 def physical_location(source: str, line: int | None, working_directory: str) -> dict[str, Any]:
@@ -180,15 +181,7 @@ class SarifReporter:
         self, verdict: Verdict, category: str, hit: CategoryHit, level: str, working_directory: str
     ) -> dict[str, Any]:
         record = verdict.record
-        title = CATEGORIES[CATEGORY_INDEX[category]].title
-        if record.media is not None:
-            message = _video_message(verdict, hit, title)
-        else:
-            prompt = one_line(record.text, MESSAGE_PROMPT_WIDTH)
-            message = (
-                f"{title} ({category}): score {float(hit.score):.2f} >= threshold "
-                f'{float(hit.threshold):.2f}, action {hit.action}. Prompt: "{prompt}"'
-            )
+        message = hit_message(verdict, hit)
         result: dict[str, Any] = {
             "ruleId": f"vgate/{category}",
             "ruleIndex": CATEGORY_INDEX[category],
@@ -283,26 +276,6 @@ class SarifReporter:
             "properties": properties,
         }
         return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
-
-
-def _video_message(verdict: Verdict, hit: CategoryHit, title: str) -> str:
-    """The message of a result on a video: which part, when, and the score."""
-    media = verdict.record.media
-    assert media is not None
-    score = f"score {float(hit.score):.2f} >= threshold {float(hit.threshold):.2f}"
-    if media.part == "frames":
-        when = (
-            f" at {hit.start_s:.2f}-{hit.end_s:.2f} s"
-            if hit.start_s is not None and hit.end_s is not None
-            else ""
-        )
-        count = f" in {hit.frames} of {media.frames} sampled frames" if hit.frames else ""
-        action = f"action {hit.action}"
-        return f"{title} ({hit.category}) in video frames{when}: {score}{count}, {action}."
-    text = one_line(verdict.record.text, MESSAGE_PROMPT_WIDTH)
-    where = f"{media.part} {span(media)}".strip()
-    action = f"action {hit.action}"
-    return f'{title} ({hit.category}) in video {where}: {score}, {action}. Text: "{text}"'
 
 
 def _video_properties(media: MediaRef, hit: CategoryHit) -> dict[str, Any]:

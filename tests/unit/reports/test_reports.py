@@ -101,7 +101,7 @@ ERRORS = [InputIssue("prompts/broken.csv", "row 4 has 3 columns, expected 2", 4)
 
 
 def test_formats_and_unknown_format() -> None:
-    assert FORMATS == ("table", "json", "jsonl", "sarif")
+    assert FORMATS == ("table", "json", "jsonl", "sarif", "github", "junit", "gitlab")
     with pytest.raises(VgateError, match="unknown report format"):
         make_reporter("xml", io.StringIO())
 
