@@ -27,6 +27,7 @@ from vgate.findings import (
     normalize_text,
     strongest_action,
 )
+from vgate.patterns import UnsafePattern, UserPattern
 from vgate.policy_sections import (
     GenerationPolicy,
     VideoPolicy,
@@ -36,7 +37,8 @@ from vgate.policy_sections import (
     validate_video,
 )
 from vgate.resources import DEFAULT_MODEL, shipped_dir
-from vgate.schema import check_keys, check_str_list, fail, kind, read_yaml_file
+from vgate.safe_yaml import clip
+from vgate.schema import check_keys, check_str_list, fail, kind, read_yaml_file, shown
 from vgate.terms import canonical, terms_regex
 
 DETECTOR_NAMES = ("rules", "model")
@@ -237,7 +239,7 @@ def _validate(data: dict[str, Any], name: str) -> None:
     """Check every key and value of one policy file (before merging)."""
     check_keys(name, "", data, _TOP_KEYS)
     if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
-        raise fail(name, "version", f"expected 1, got {data['version']!r}")
+        raise fail(name, "version", f"expected 1, got {shown(data['version'])}")
     for key in ("description", "extends", "model"):
         if key in data and (not isinstance(data[key], str) or not data[key].strip()):
             raise fail(name, key, f"expected a non-empty string, got {kind(data[key])}")
@@ -248,7 +250,7 @@ def _validate(data: dict[str, Any], name: str) -> None:
             if det not in DETECTOR_NAMES:
                 expected = ", ".join(DETECTOR_NAMES)
                 raise fail(
-                    name, f"detectors[{i}]", f"unknown detector {det!r}; expected {expected}"
+                    name, f"detectors[{i}]", f"unknown detector {shown(det)}; expected {expected}"
                 )
         if not detectors:
             raise fail(name, "detectors", "expected at least one detector")
@@ -277,22 +279,32 @@ def _validate_category(name: str, prefix: str, settings: object) -> None:
     if "threshold" in settings:
         value = settings["threshold"]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise fail(name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {value!r}")
+            raise fail(
+                name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {shown(value)}"
+            )
     if "action" in settings and settings["action"] not in ACTIONS:
         got = settings["action"]
-        raise fail(name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {got!r}")
+        raise fail(
+            name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {shown(got)}"
+        )
     for key in ("terms", "patterns"):
         if key in settings:
             check_str_list(name, f"{prefix}.{key}", settings[key])
     for i, term in enumerate(settings.get("terms", [])):
         if not term.removesuffix("*").strip():  # a bare '*' would match every prompt
-            raise fail(name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {term!r}")
+            raise fail(
+                name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {shown(term)}"
+            )
     for i, pattern in enumerate(settings.get("patterns", [])):
         try:
-            re.compile(pattern, re.IGNORECASE)  # as the rules detector compiles it
-        except (re.error, OverflowError, RecursionError) as exc:
+            UserPattern(pattern)  # as the rules detector compiles it
+        except UnsafePattern as exc:
             raise fail(
-                name, f"{prefix}.patterns[{i}]", f"invalid regular expression: {exc}"
+                name,
+                f"{prefix}.patterns[{i}]",
+                f"invalid regular expression {shown(pattern)}, or one that cannot run safely: "
+                f"{clip(str(exc))} (patterns run on RE2 in linear time: no backreferences, "
+                "no lookaround)",
             ) from None
 
 

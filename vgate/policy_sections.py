@@ -21,6 +21,7 @@ from vgate.schema import (
     check_number,
     check_string,
     fail,
+    shown,
 )
 
 DECISIONS = ("threshold", "vote")
@@ -112,11 +113,12 @@ def _check_thresholds(name: str, key: str, value: object) -> None:
 
 def _check_steps(name: str, key: str, value: object) -> None:
     if not isinstance(value, list) or not value:
-        raise fail(name, key, f"expected a non-empty list of step numbers, got {value!r}")
+        raise fail(name, key, f"expected a non-empty list of step numbers, got {shown(value)}")
     for i, step in enumerate(value):
         check_number(name, f"{key}[{i}]", step, 1, MAX_STEPS, integer=True)
     if any(b <= a for a, b in pairwise(value)):
-        raise fail(name, key, f"expected increasing step numbers without repeats, got {value!r}")
+        got = shown(value)
+        raise fail(name, key, f"expected increasing step numbers without repeats, got {got}")
 
 
 def validate_generation(name: str, value: object) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
+from vgate.patterns import UserPattern
 from vgate.policy import Policy
 from vgate.terms import canonical, terms_regex
 
@@ -23,14 +24,14 @@ class RulesDetector:
     name = "rules"
 
     def __init__(self, policy: Policy) -> None:
-        # Per category: one alternation of its terms, then each pattern compiled on its own as
-        # policy validation compiles it (a pattern's inline flags, group names and backreferences
-        # would break or change meaning inside a joined alternation).
-        self._matchers: list[list[re.Pattern[str]]] = []
+        # Per category: one alternation of its terms (escaped by vgate, safe for ``re``), then
+        # each user pattern compiled on its own by RE2 as policy validation compiles it (a
+        # pattern's inline flags and group names would change meaning in a joined alternation).
+        self._matchers: list[list[re.Pattern[str] | UserPattern]] = []
         for cid in CATEGORY_IDS:
             cp = policy.categories[cid]
             terms = terms_regex(cp.terms)
-            patterns = [re.compile(p, re.IGNORECASE) for p in cp.patterns]
+            patterns = [UserPattern(p) for p in cp.patterns]  # RE2: linear time
             self._matchers.append([terms, *patterns] if terms else patterns)
 
     def detect(self, texts: Sequence[str]) -> Detection:
