@@ -19,7 +19,7 @@ from vgate.safe_yaml import MAX_DEPTH, MAX_NODES, SHOWN_CHARS
 
 # A 9-level "billion laughs": 9**9 strings once expanded, from a few hundred bytes.
 ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+    f"{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 
