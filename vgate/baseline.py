@@ -7,14 +7,17 @@ prompt (``vgate.findings.fingerprint``), so moving or re-spacing a prompt keeps 
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import InputError
+from vgate.files import MAX_BASELINE_BYTES, UnreadableFile, open_regular
 
 FINGERPRINT_KEY = "vgatePromptHash/v1"
 """SARIF ``partialFingerprints`` key holding the prompt fingerprint."""
@@ -28,20 +31,24 @@ def load_baseline(path: Path) -> set[Pair]:
     """(category, fingerprint) pairs of the findings in a vgate JSON, JSONL or SARIF report.
 
     The format is detected from the content. Raises ``InputError`` (one line, naming the file)
-    when the file is missing or unreadable, is not JSON, or is not a vgate report.
+    when the file is missing, unreadable, not a regular file (a FIFO is never read), larger than
+    ``MAX_BASELINE_BYTES``, not JSON, or not a vgate report.
     """
     path = Path(path)
     try:
-        with path.open(encoding="utf-8") as handle:
+        raw = open_regular(path)
+    except UnreadableFile as exc:
+        raise InputError(f"baseline {path}: {exc}") from None
+    try:
+        with raw:
+            if os.fstat(raw.fileno()).st_size > MAX_BASELINE_BYTES:
+                raise InputError(f"baseline {path}: larger than {MAX_BASELINE_BYTES:,} bytes")
+            handle = io.TextIOWrapper(raw, encoding="utf-8")
             first = _first_line(handle)
             head = _parse_line(first)
             if head is not None and _is_jsonl_line(head):
                 return _from_jsonl(path, head, handle)
             document = json.loads(first + handle.read())
-    except FileNotFoundError:
-        raise InputError(f"baseline {path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"baseline {path}: is a directory, expected a vgate report") from None
     except UnicodeDecodeError:
         raise InputError(f"baseline {path}: not UTF-8 text, expected a vgate report") from None
     except json.JSONDecodeError as exc:
@@ -49,6 +56,8 @@ def load_baseline(path: Path) -> set[Pair]:
             f"baseline {path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
             "expected a vgate json, jsonl or sarif report"
         ) from None
+    except (RecursionError, ValueError) as exc:  # nested too deep, a number too long
+        raise InputError(f"baseline {path}: not a vgate report ({type(exc).__name__})") from None
     except OSError as exc:
         raise InputError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
     return _from_document(path, document)

@@ -10,6 +10,7 @@ import typer
 
 from vgate import __version__
 from vgate.errors import EXIT_ERROR, VgateError
+from vgate.terminal import terminal_safe
 
 app = typer.Typer(
     name="vgate",
@@ -486,7 +487,7 @@ def main() -> None:
     try:
         app()
     except VgateError as exc:
-        typer.echo(f"vgate: error: {exc}", err=True)
+        typer.echo(f"vgate: error: {terminal_safe(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("vgate: interrupted", err=True)

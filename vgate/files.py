@@ -41,7 +41,7 @@ def _check_regular(mode: int) -> None:
 
 def _reason(exc: OSError) -> UnreadableFile:
     if isinstance(exc, FileNotFoundError):
-        return UnreadableFile("no such file")
+        return UnreadableFile("file not found")
     if isinstance(exc, PermissionError):
         return UnreadableFile("permission denied")
     if isinstance(exc, IsADirectoryError):

@@ -95,7 +95,7 @@ def read_yaml_file(path: Path, name: str, what: str) -> Any:
     try:
         raw = read_capped(path, MAX_POLICY_BYTES)
     except UnreadableFile as exc:
-        if str(exc) == "no such file":
+        if str(exc) == "file not found":
             raise PolicyError(f"{name}: {what} file not found") from None
         raise PolicyError(f"{name}: {what} file {exc}") from None
     try:

@@ -16,12 +16,13 @@ from vgate.errors import VgateError
 from vgate.findings import InputIssue, ScanMeta, ScanSummary
 from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
+from vgate.inputs import STDIN, count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
 from vgate.inputs.video import MAX_SAMPLES, is_video
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code, run_scan
+from vgate.terminal import terminal_safe
 
 if TYPE_CHECKING:
     from vgate.video_scan import VideoScanner
@@ -75,6 +76,10 @@ def _validate(o: ScanOptions) -> None:
         raise VgateError(
             "nothing to scan: give prompt or video files, directories, - for stdin, or --text"
         )
+    if o.paths.count(STDIN) > 1:
+        raise VgateError("- (standard input) can be given only once")
+    if STDIN in o.paths and sys.stdin is None:
+        raise VgateError("- reads standard input, but standard input is closed")
     if o.frames is not None and o.fps is not None:
         raise VgateError("give --frames or --fps, not both")
     if o.frames is not None and not 1 <= o.frames <= MAX_SAMPLES:
@@ -155,7 +160,7 @@ def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
 
 
 def _print_issue(issue: InputIssue) -> None:
-    print(f"vgate: error: {issue}", file=sys.stderr)
+    print(f"vgate: error: {terminal_safe(str(issue))}", file=sys.stderr)
 
 
 def summary_line(summary: ScanSummary) -> str:
@@ -211,7 +216,7 @@ def scan_command(o: ScanOptions) -> int:
             videos=videos,
         )
     for note in summary.notes:
-        print(f"vgate: warning: {note}", file=sys.stderr)
+        print(f"vgate: warning: {terminal_safe(note)}", file=sys.stderr)
     if summary.error_count > len(summary.errors):
         hidden = summary.error_count - len(summary.errors)
         print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)

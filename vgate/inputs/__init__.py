@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from vgate.files import UnreadableFile, open_regular
 from vgate.findings import InputIssue
 from vgate.inputs.prompts import (
     ReadItem,
@@ -112,16 +113,20 @@ def iter_inputs(
             continue
         name, path = item
         if path is None:
+            if sys.stdin is None:
+                yield InputIssue("<stdin>", "standard input is closed")
+                continue
             fmt = "txt" if input_format == "auto" else input_format
             yield from read_stream(sys.stdin.buffer, "<stdin>", fmt, column, field)
             continue
-        if is_video(path):
-            yield VideoItem(name, path)
-            continue
         try:
-            raw = path.open("rb")
-        except OSError as exc:
-            yield InputIssue(name, f"cannot open ({exc.strerror or exc})")
+            raw = open_regular(path)  # a FIFO or device is refused, never read
+        except UnreadableFile as exc:
+            yield InputIssue(name, str(exc))
+            continue
+        if is_video(path):
+            raw.close()
+            yield VideoItem(name, path)
             continue
         with raw:
             yield from read_stream(raw, name, format_for(path, input_format), column, field)
@@ -149,10 +154,10 @@ def count_lines(paths: Sequence[str]) -> int | None:
         if is_video(item[1]):
             continue
         try:
-            with item[1].open("rb") as raw:
+            with open_regular(item[1]) as raw:
                 total += sum(
                     chunk.count(b"\n") for chunk in iter(lambda r=raw: r.read(1 << 20), b"")
                 )
-        except OSError:
+        except (OSError, UnreadableFile):
             pass
     return total
