@@ -237,3 +237,39 @@ def test_eval_says_safe_cannot_be_combined(vgate_main, tmp_path: Path) -> None:
     assert result.code == 2
     (line,) = error_lines(result)
     assert "'safe|pornographic': 'safe' cannot be combined with other labels" in line
+
+
+# --- line endings: LF and CRLF end a line, a lone CR does not (as in vim, grep -n, wc -l) -----
+
+
+def lines_and_decisions(vgate_main, path: Path) -> tuple[list[tuple[int, str]], list[str]]:
+    result = vgate_main("scan", *RULES, "-f", "json", str(path))
+    report = json.loads(result.stdout)
+    found = [(item["line"], item["decision"]) for item in report["results"]]
+    return found, [str(error["line"]) for error in report["summary"]["errors"]]
+
+
+def test_lone_cr_does_not_shift_txt_line_numbers(vgate_main, tmp_path: Path) -> None:
+    path = write(tmp_path / "p.txt", b"a cat\rnaked person\nsafe dog\r\nnaked again\n")
+    found, errors = lines_and_decisions(vgate_main, path)
+    assert found == [(1, "block"), (2, "allow"), (3, "block")]  # a 3-line file, as wc -l says
+    assert errors == []
+
+
+def test_lone_cr_does_not_shift_jsonl_line_numbers(vgate_main, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "p.jsonl",
+        b'{"prompt": "a cat\\rx",\r "n": 1}\n{"prompt": "b"}\r\n{"prompt": "naked person"}\n',
+    )
+    found, errors = lines_and_decisions(vgate_main, path)
+    assert found == [(1, "allow"), (2, "allow"), (3, "block")]
+    assert errors == []
+
+
+def test_lone_cr_does_not_shift_csv_line_numbers(vgate_main, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "p.csv", b'prompt,n\r\n"a cat\rnaked",1\r\nnaked person,2\nx\ry,3\nnaked,4\n'
+    )
+    found, errors = lines_and_decisions(vgate_main, path)
+    assert found == [(2, "block"), (3, "block"), (5, "block")]
+    assert errors == ["4"]  # a lone CR in an unquoted field is malformed csv, never a new row
