@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import pytest
 from conftest import CliResult, run_vgate, vgate_exe, write
@@ -273,3 +274,29 @@ def test_lone_cr_does_not_shift_csv_line_numbers(vgate_main, tmp_path: Path) -> 
     found, errors = lines_and_decisions(vgate_main, path)
     assert found == [(2, "block"), (3, "block"), (5, "block")]
     assert errors == ["4"]  # a lone CR in an unquoted field is malformed csv, never a new row
+
+
+# --- SARIF locations of file names that are not UTF-8 -----------------------------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file names are bytes")
+def test_sarif_uri_of_a_non_utf8_name_names_the_real_file(vgate_main, tmp_path: Path) -> None:
+    real = os.fsdecode(b"bad\xff name.txt")
+    try:
+        write(tmp_path / real, "naked person\n")
+        write(tmp_path / os.fsdecode(b"unread\xfe.jsonl"), "not json\n")
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        result = vgate_main("scan", *RULES, "-f", "sarif", ".")
+    finally:
+        os.chdir(old)
+    run = json.loads(result.stdout)["runs"][0]
+    uri = run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "bad%FF%20name.txt"
+    notification = run["invocations"][0]["toolExecutionNotifications"][0]
+    location = notification["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert location == "unread%FE.jsonl"
+    assert (tmp_path / os.fsdecode(unquote_to_bytes(uri))).is_file()

@@ -248,6 +248,9 @@ class VideoScanner:
         for note in reader.notes:
             for verdict in verdicts[:1]:
                 verdict.notes.append(note)
+        if item.source != str(item.path):  # the name spells out bytes that are not UTF-8
+            for found in (*(v.record for v in verdicts), *issues):
+                found.path = str(item.path)
         return verdicts, issues, bool(verdicts) or not issues
 
     @staticmethod

@@ -122,14 +122,22 @@ def iter_inputs(
         try:
             raw = open_regular(path)  # a FIFO or device is refused, never read
         except UnreadableFile as exc:
-            yield InputIssue(name, str(exc))
+            yield InputIssue(name, str(exc), path=str(path))
             continue
         if is_video(path):
             raw.close()
             yield VideoItem(name, path)
             continue
         with raw:
-            yield from read_stream(raw, name, format_for(path, input_format), column, field)
+            items = read_stream(raw, name, format_for(path, input_format), column, field)
+            yield from items if name == str(path) else _with_path(items, str(path))
+
+
+def _with_path(items: Iterable[ReadItem], path: str) -> Iterator[ReadItem]:
+    """``items`` with the real file name set (their ``source`` spells out undecodable bytes)."""
+    for item in items:
+        item.path = path
+        yield item
 
 
 def text_records(texts: Sequence[str]) -> Iterator[ReadItem]:

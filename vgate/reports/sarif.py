@@ -115,7 +115,10 @@ def artifact_uri(source: str, working_directory: str = ".") -> tuple[str, str | 
     """(uri, uriBaseId) of a source: relative to the working directory with forward slashes.
 
     Files outside the working directory get an absolute ``file://`` URI and no base id.
-    Pseudo-sources such as ``<stdin>`` (or ``-``) keep their name, percent-encoded.
+    Pseudo-sources such as ``<stdin>`` (or ``-``) keep their name, percent-encoded. The bytes of
+    the name are percent-encoded, so a name that is not UTF-8 (undecodable bytes held as lone
+    surrogates, as ``os.fsdecode`` gives them) names the real file: ``b"\\xff.txt"`` ->
+    ``%FF.txt``.
     """
     if source in ("", "-"):
         source = "<stdin>"
@@ -128,8 +131,8 @@ def artifact_uri(source: str, working_directory: str = ".") -> tuple[str, str | 
     try:
         relative = absolute.relative_to(base)
     except ValueError:
-        return absolute.as_uri(), None
-    return quote(relative.as_posix(), safe="/", errors="backslashreplace"), SRCROOT
+        return absolute.as_uri(), None  # as_uri percent-encodes the bytes of the name
+    return quote(os.fsencode(relative.as_posix()), safe="/"), SRCROOT
 
 
 def physical_location(source: str, line: int | None, working_directory: str) -> dict[str, Any]:
@@ -206,7 +209,9 @@ class SarifReporter:
             "ruleIndex": CATEGORY_INDEX[category],
             "level": level,
             "message": {"text": message},
-            "locations": [physical_location(record.source, record.line, working_directory)],
+            "locations": [
+                physical_location(record.path or record.source, record.line, working_directory)
+            ],
             "partialFingerprints": {FINGERPRINT_KEY: verdict.fingerprint},
             "properties": {
                 "category": category,
@@ -343,5 +348,6 @@ def _notification(issue: InputIssue, working_directory: str) -> dict[str, Any]:
         "descriptor": {"id": "vgate/video-error" if video else "vgate/input-error"},
     }
     if issue.source:
-        notification["locations"] = [physical_location(issue.source, issue.line, working_directory)]
+        where = issue.path or issue.source
+        notification["locations"] = [physical_location(where, issue.line, working_directory)]
     return notification
