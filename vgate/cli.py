@@ -164,6 +164,15 @@ def scan(
             show_default=False,
         ),
     ] = None,
+    video_time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--video-time-budget",
+            help="Videos: seconds of frame checks per video; frames left when it runs out are "
+            "reported as not checked (default: the policy's video.time_budget, no limit).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Scan prompts and videos and report unsafe ones. Exit 0: nothing at or above --fail-on;
     1: findings; 2: usage error, an unreadable prompt input, or no video could be scanned
@@ -193,6 +202,7 @@ def scan(
         fps=fps,
         frame_model=frame_model,
         labels=labels,
+        video_time_budget=video_time_budget,
     )
     raise typer.Exit(scan_command(options))
 

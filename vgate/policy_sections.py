@@ -28,6 +28,8 @@ DECISIONS = ("threshold", "vote")
 ON_BLOCK = ("stop", "discard")
 AGGREGATES = ("max", "vote")
 MAX_STEPS = 10_000
+MAX_TIME_BUDGET = 86_400.0
+"""Longest per-video time budget in seconds (a day)."""
 
 GENERATION_KEYS = {
     "probe": "builtin:<name> or a path to a probe directory or .onnx file",
@@ -47,6 +49,7 @@ VIDEO_KEYS = {
     "frame_model": "a path to an ONNX frame classifier, or nudenet (if installed)",
     "labels": "a path to the YAML that maps the frame model's outputs to categories",
     "text": "true to scan titles, descriptions, comments and subtitles with the prompt detectors",
+    "time_budget": "seconds of frame checks per video; frames left are reported as not checked",
 }
 
 
@@ -90,6 +93,8 @@ class VideoPolicy:
     frame_model: str | None = None
     labels: str | None = None
     text: bool = True
+    time_budget: float | None = None
+    """Seconds per video for decoding and scoring frames (None: no limit)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +106,7 @@ class VideoPolicy:
             "frame_model": self.frame_model,
             "labels": self.labels,
             "text": self.text,
+            "time_budget": self.time_budget,
         }
 
 
@@ -185,6 +191,8 @@ def validate_video(name: str, value: object) -> None:
             check_string(name, f"video.{key}", data[key])
     if "text" in data:
         check_bool(name, "video.text", data["text"])
+    if data.get("time_budget") is not None:
+        check_number(name, "video.time_budget", data["time_budget"], 0.001, MAX_TIME_BUDGET)
 
 
 def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
@@ -192,6 +200,7 @@ def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
     del name  # no rules across keys yet
     default = VideoPolicy()
     fps = data.get("fps", default.fps)
+    budget = data.get("time_budget", default.time_budget)
     return VideoPolicy(
         frames=int(data.get("frames", default.frames)),
         fps=None if fps is None else float(fps),
@@ -201,4 +210,5 @@ def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
         frame_model=data.get("frame_model", default.frame_model),
         labels=data.get("labels", default.labels),
         text=bool(data.get("text", default.text)),
+        time_budget=None if budget is None else float(budget),
     )

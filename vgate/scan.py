@@ -113,6 +113,8 @@ def run_scan(
     note = videos.note() if videos is not None else None
     if note:
         summary.notes.append(note)
+    if videos is not None:
+        summary.notes.extend(videos.capped)
     summary.seconds = time.perf_counter() - started
     reporter.finish(summary)
     return summary

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from vgate.findings import (
 )
 from vgate.gate import Gate
 from vgate.inputs.prompts import make_record
-from vgate.inputs.video import VideoItem, VideoReader, sample_times
+from vgate.inputs.video import MAX_SAMPLES, VideoItem, VideoReader, sample_times
 from vgate.policy import Policy, load_policy
 
 FRAME_BATCH = 32
@@ -77,11 +78,14 @@ class FrameChecker:
         frame_model: str | None = None,
         labels: str | None = None,
         detector: FrameDetector | None = None,
+        time_budget: float | None = None,
     ) -> None:
         video = policy.video
         self.policy = policy
         self.fps = fps if fps is not None else (None if frames is not None else video.fps)
         self.frames = frames if frames is not None else video.frames
+        self.time_budget = time_budget if time_budget is not None else video.time_budget
+        """Seconds of frame decoding and scoring per video (None: no limit)."""
         self.model_ref = frame_model or video.frame_model
         self.labels_ref = labels or video.labels
         self._detector = detector
@@ -98,7 +102,19 @@ class FrameChecker:
         return self._detector
 
     def sample_times(self, duration: float) -> list[float]:
-        return sample_times(duration, frames=self.frames, fps=self.fps)
+        return sample_times(duration, frames=self.frames, fps=self.fps, max_frames=MAX_SAMPLES)
+
+    def cap_note(self, duration: float) -> str | None:
+        """Say so when ``fps`` asks for more than ``MAX_SAMPLES`` frames of one video."""
+        if self.fps is None or not math.isfinite(duration):
+            return None
+        asked = math.floor(duration * self.fps + 1e-9)
+        if asked <= MAX_SAMPLES:
+            return None
+        return (
+            f"{asked:,} frames asked ({self.fps:g} per second over {duration:.0f} s); "
+            f"sampled {MAX_SAMPLES:,} evenly spaced frames instead, the most per video"
+        )
 
     def score(self, frames: np.ndarray) -> np.ndarray:
         """``scores[n, 5]`` of uint8 RGB frames ``[n, H, W, 3]``."""
@@ -211,9 +227,13 @@ class VideoScanner:
     per-file issues. Counts the videos whose frames could not be checked for lack of a
     detector, and says once that PyAV is missing."""
 
-    def __init__(self, checker: FrameChecker) -> None:
+    def __init__(self, checker: FrameChecker, clock: Callable[[], float] = time.monotonic) -> None:
         self.checker = checker
         self.unchecked = 0
+        self.capped: list[str] = []
+        """Run-level notes: videos whose sampling was capped at ``MAX_SAMPLES`` frames."""
+        self.clock = clock
+        """Measures the per-video time budget (injectable for tests)."""
         self._missing_av: str | None = None
 
     def warm_up(self) -> None:
@@ -264,6 +284,11 @@ class VideoScanner:
         assert detector is not None
         size = detector.input_size
         wanted = self.checker.sample_times(reader.info.duration)
+        capped = self.checker.cap_note(reader.info.duration)
+        if capped:
+            self.capped.append(f"{item.source}: {capped}")
+        budget = self.checker.time_budget
+        started = self.clock()
         times: list[float] = []
         shown: list[float] = []
         chunks: list[np.ndarray] = []
@@ -283,6 +308,11 @@ class VideoScanner:
             if len(batch) == FRAME_BATCH:
                 chunks.append(self.checker.score(np.stack(batch)))
                 batch = []
+            if budget is not None and self.clock() - started > budget and len(times) < len(wanted):
+                reader.problems.append(
+                    f"time budget of {budget:g} s per video reached; later frames not checked"
+                )
+                break
         if batch:
             chunks.append(self.checker.score(np.stack(batch)))
         if not times:
@@ -307,6 +337,8 @@ class VideoScanner:
             record, np.asarray(times), np.asarray(shown), np.concatenate(chunks)
         )
         verdict.notes.extend(f"scanned in part: {p}" for p in reader.problems)
+        if capped:
+            verdict.notes.append(capped)
         return verdict
 
     def _text(

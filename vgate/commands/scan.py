@@ -19,6 +19,7 @@ from vgate.inputs import FORMATS as INPUT_FORMATS
 from vgate.inputs import STDIN, count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
 from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.policy_sections import MAX_TIME_BUDGET
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code, run_scan
@@ -61,6 +62,8 @@ class ScanOptions:
     """``--frame-model``: an ONNX frame classifier (or ``nudenet``)."""
     labels: str | None = None
     """``--labels``: the YAML mapping the frame model's outputs to categories."""
+    video_time_budget: float | None = None
+    """``--video-time-budget``: seconds of frame checks per video (overrides the policy)."""
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -86,6 +89,9 @@ def _validate(o: ScanOptions) -> None:
         raise VgateError(f"--frames must be from 1 to {MAX_SAMPLES:,}, got {o.frames}")
     if o.fps is not None and not 0.001 <= o.fps <= 1000:
         raise VgateError(f"--fps must be from 0.001 to 1000, got {o.fps:g}")
+    budget = o.video_time_budget
+    if budget is not None and not 0.001 <= budget <= MAX_TIME_BUDGET:
+        raise VgateError(f"--video-time-budget must be from 0.001 to {MAX_TIME_BUDGET:g} s")
     if o.labels is not None and o.frame_model is None:
         raise VgateError("--labels needs --frame-model")
 
@@ -152,7 +158,12 @@ def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
     from vgate.video_scan import FrameChecker, VideoScanner
 
     checker = FrameChecker(
-        gate.policy, frames=o.frames, fps=o.fps, frame_model=o.frame_model, labels=o.labels
+        gate.policy,
+        frames=o.frames,
+        fps=o.fps,
+        frame_model=o.frame_model,
+        labels=o.labels,
+        time_budget=o.video_time_budget,
     )
     scanner = VideoScanner(checker)
     scanner.warm_up()
