@@ -28,9 +28,9 @@ _FRAGMENTS = [
     "allow", "rules", "model", "(a+)+$", "(?<!x)y", r"(\w)\1", "nude*", "*", "|\n  ", ">\n  ",
     "\t", "\x1b[2J", "\u202e", "\ufeff", "\x85",
 ]  # fmt: skip
-_DOCUMENT = st.lists(
-    st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=4)), max_size=60
-).map("".join)
+_DOCUMENT = st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=4)), max_size=60).map(
+    "".join
+)
 
 
 @st.composite
