@@ -410,7 +410,8 @@ def probe_collect(
     )
     typer.echo(
         f"vgate: collected {summary.collected} prompts ({summary.skipped} already stored) in "
-        f"{summary.seconds:.1f} s, {summary.denoiser_calls} denoiser calls -> {summary.out}",
+        f"{summary.seconds:.1f} s, {summary.denoiser_calls} denoiser calls -> "
+        f"{terminal_safe(str(summary.out))}",
         err=True,
     )
 

@@ -41,6 +41,7 @@ from vgate.lvd.guard import GuardRule, GuardState
 from vgate.policy import Policy, load_policy
 from vgate.reports import FORMATS, make_reporter
 from vgate.scan import FAIL_ON, exit_code
+from vgate.terminal import terminal_safe
 
 DEFAULT_OUT = Path("vgate-video.mp4")
 
@@ -276,7 +277,7 @@ def generate_command(o: GenerateOptions) -> int:
     )
     _write_report(o, meta, verdict, summary)
     if not o.quiet:
-        print(_summary_line(o, outcome), file=sys.stderr)
+        print(terminal_safe(_summary_line(o, outcome)), file=sys.stderr)
     return exit_code(summary, o.fail_on)
 
 
