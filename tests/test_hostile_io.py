@@ -300,3 +300,21 @@ def test_sarif_uri_of_a_non_utf8_name_names_the_real_file(vgate_main, tmp_path: 
     location = notification["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert location == "unread%FE.jsonl"
     assert (tmp_path / os.fsdecode(unquote_to_bytes(uri))).is_file()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"tool": {"name": "vgate"}, "results": [], "results": []}',
+        '{"fingerprint": "abc", "hits": [], "hits": []}\n',
+    ],
+    ids=["json", "jsonl"],
+)
+def test_duplicate_key_in_a_baseline_is_an_error(vgate_main, tmp_path: Path, content: str) -> None:
+    base = write(tmp_path / "b.json", content)
+    result = vgate_main("scan", *RULES, "-t", "a cat", "--baseline", str(base))
+    assert result.code == 2
+    assert error_lines(result) == [
+        f"vgate: error: baseline {base}: duplicate key "
+        f"'{'results' if 'tool' in content else 'hits'}' in a JSON object"
+    ]

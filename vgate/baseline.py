@@ -18,6 +18,7 @@ from typing import Any
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import InputError
 from vgate.files import MAX_BASELINE_BYTES, UnreadableFile, open_regular
+from vgate.safe_yaml import shown
 
 FINGERPRINT_KEY = "vgatePromptHash/v1"
 """SARIF ``partialFingerprints`` key holding the prompt fingerprint."""
@@ -48,7 +49,7 @@ def load_baseline(path: Path) -> set[Pair]:
             head = _parse_line(first)
             if head is not None and _is_jsonl_line(head):
                 return _from_jsonl(path, head, handle)
-            document = json.loads(first + handle.read())
+            document = _loads(first + handle.read())
     except UnicodeDecodeError:
         raise InputError(f"baseline {path}: not UTF-8 text, expected a vgate report") from None
     except json.JSONDecodeError as exc:
@@ -56,11 +57,31 @@ def load_baseline(path: Path) -> set[Pair]:
             f"baseline {path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
             "expected a vgate json, jsonl or sarif report"
         ) from None
+    except _DuplicateKey as exc:
+        raise InputError(f"baseline {path}: {exc}") from None
     except (RecursionError, ValueError) as exc:  # nested too deep, a number too long
         raise InputError(f"baseline {path}: not a vgate report ({type(exc).__name__})") from None
     except OSError as exc:
         raise InputError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
     return _from_document(path, document)
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object names the same key twice (``json`` would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(f"duplicate key {shown(key)} in a JSON object")
+        obj[key] = value
+    return obj
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` refusing duplicate keys."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def _first_line(handle: Iterable[str]) -> str:
@@ -73,7 +94,7 @@ def _first_line(handle: Iterable[str]) -> str:
 
 def _parse_line(line: str) -> Any:
     try:
-        return json.loads(line)
+        return _loads(line)
     except json.JSONDecodeError:
         return None
 
