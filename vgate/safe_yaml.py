@@ -71,7 +71,7 @@ def check_expansion(root: Node, limit: int = MAX_NODES) -> None:
                 raise ComposerError(
                     None,
                     None,
-                    f"aliases expand the document to more than {limit:,} values",
+                    f"more than {limit:,} values with aliases expanded (an alias bomb?)",
                     node.start_mark,
                 )
             continue
