@@ -153,8 +153,8 @@ def _defense(report: dict[str, Any]) -> dict[str, Any]:
 
 def prompt_filter(policy: Path, prompts: list[data.Prompt]) -> dict[str, Any]:
     """vgate's prompt gate on the prompts: flagged = a block-category hit."""
-    from vgate.findings import BLOCK, Record
-    from vgate.gate import Gate
+    from vgate.core.findings import BLOCK, Record
+    from vgate.core.gate import Gate
 
     verdicts = Gate(policy).judge(
         [Record(p.text, "prompts.csv", i + 1) for i, p in enumerate(prompts)]
@@ -199,7 +199,7 @@ def guarded_compute(
 ) -> dict[str, Any]:
     """``vgate generate --guarded`` on each prompt (the seed its collection used), counting
     denoiser calls and steps; per prompt and summed for unsafe and safe prompts."""
-    from vgate.lvd.generate import GenerateOptions, generate
+    from vgate.commands.generate import GenerateOptions, generate
     from vgate.policy import load_policy
 
     pol = load_policy(policy)
@@ -248,7 +248,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     """The whole evidence run; returns the report (see the module docstring)."""
     import torch
 
-    from vgate.lvd.evaluate import evaluate_probe
+    from vgate.commands.probe import evaluate_probe
     from vgate.lvd.train import train_probe
 
     torch.set_num_threads(cfg.threads)

@@ -12,21 +12,21 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from vgate.core.findings import InputIssue, ScanMeta, ScanSummary
+from vgate.core.gate import Gate
+from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
-from vgate.findings import InputIssue, ScanMeta, ScanSummary
-from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
 from vgate.inputs import STDIN, count_lines, expand_paths, iter_inputs, text_records
 from vgate.inputs.prompts import printable
 from vgate.inputs.video import MAX_SAMPLES, is_video
-from vgate.policy_sections import MAX_TIME_BUDGET
+from vgate.policy.sections import MAX_TIME_BUDGET
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
-from vgate.scan import FAIL_ON, exit_code, run_scan
 from vgate.terminal import terminal_safe
 
 if TYPE_CHECKING:
-    from vgate.video_scan import VideoScanner
+    from vgate.core.video import VideoScanner
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -155,7 +155,7 @@ def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
     )
     if not has_video and o.frame_model is None:
         return None
-    from vgate.video_scan import FrameChecker, VideoScanner
+    from vgate.core.video import FrameChecker, VideoScanner
 
     checker = FrameChecker(
         gate.policy,
@@ -196,7 +196,7 @@ def scan_command(o: ScanOptions) -> int:
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
     known = None
     if o.baseline is not None:
-        from vgate.baseline import load_baseline
+        from vgate.core.baseline import load_baseline
 
         known = load_baseline(o.baseline)
     gate.warm_up()

@@ -44,32 +44,3 @@ def load_frame_detector(ref: str, labels: str | None) -> FrameDetector:
     from vgate.detectors.frame_model import OnnxFrameDetector
 
     return OnnxFrameDetector(ref, labels)
-
-
-def _axis_weights(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices (low, high) and weights of high for linear resampling along one axis."""
-    centers = (np.arange(out, dtype=np.float64) + 0.5) * size / out - 0.5
-    centers = np.clip(centers, 0, size - 1)
-    low = np.floor(centers).astype(np.intp)
-    high = np.minimum(low + 1, size - 1)
-    return low, high, (centers - low).astype(np.float32)
-
-
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Frames ``[n, H, W, C]`` uint8 resized to ``size`` = (height, width): box-averaged down
-    by whole factors first (no aliasing on big reductions), then bilinear."""
-    height, width = size
-    n, h, w, c = frames.shape
-    if (h, w) == (height, width):
-        return frames
-    fy, fx = max(1, h // (2 * height)), max(1, w // (2 * width))
-    data = frames.astype(np.float32)
-    if fy > 1 or fx > 1:
-        h2, w2 = h // fy * fy, w // fx * fx
-        data = data[:, :h2, :w2].reshape(n, h2 // fy, fy, w2 // fx, fx, c).mean(axis=(2, 4))
-        h, w = h2 // fy, w2 // fx
-    y0, y1, wy = _axis_weights(h, height)
-    x0, x1, wx = _axis_weights(w, width)
-    rows = data[:, y0] * (1 - wy)[None, :, None, None] + data[:, y1] * wy[None, :, None, None]
-    out = rows[:, :, x0] * (1 - wx)[None, None, :, None] + rows[:, :, x1] * wx[None, None, :, None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -9,9 +9,9 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
-from vgate.patterns import UserPattern
 from vgate.policy import Policy
-from vgate.terms import canonical, terms_regex
+from vgate.policy.patterns import UserPattern
+from vgate.policy.terms import canonical, terms_regex
 
 
 class RulesDetector:

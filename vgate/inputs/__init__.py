@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from vgate.core.findings import InputIssue
 from vgate.files import UnreadableFile, open_regular
-from vgate.findings import InputIssue
 from vgate.inputs.prompts import (
     ReadItem,
     lone_surrogate,
@@ -105,7 +105,7 @@ def iter_inputs(
     """All records from all paths, in order; unreadable files and lines become issues.
 
     Files with a video extension (``VIDEO_EXTENSIONS``) are yielded as ``VideoItem`` whatever
-    ``input_format`` says: the scan decodes them (``vgate.video_scan``).
+    ``input_format`` says: the scan decodes them (``vgate.core.video``).
     """
     for item in expand_paths(paths):
         if isinstance(item, InputIssue):

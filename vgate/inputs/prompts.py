@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from vgate.findings import InputIssue, Record
+from vgate.core.findings import InputIssue, Record
 
 MAX_PROMPT_CHARS = 20_000
 """Longer prompts are cut for the detectors (the model reads far less); the location is kept."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vgate.errors import VgateError
-from vgate.evaluate import load_labelled_csv
+from vgate.inputs.labelled import load_labelled_csv
 from vgate.lvd.shards import Manifest, ShardWriter, check_resume, stored_ids
 from vgate.progress import progress_bar
 

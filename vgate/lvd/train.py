@@ -21,10 +21,9 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import MissingExtraError, VgateError
-from vgate.evaluate import format_metric
-from vgate.lvd.evaluate import category_f1, unsafe_metrics
 from vgate.lvd.runtime import PROBE_FORMAT, PROBE_JSON
 from vgate.lvd.shards import LatentSet, Manifest, read_latents
+from vgate.metrics import category_f1, format_metric, unsafe_metrics
 
 MODES = ("auto", "shared", "per-step")
 SPLIT_JSON = "split.json"
@@ -427,34 +426,3 @@ Modes compared on the same split:
 Trained here by `vgate probe train`; the probe weights are released under Apache-2.0 like vgate.
 The licence of the prompts used to collect the latents is that of their source data set.
 """
-
-
-def print_train_report(report: dict[str, Any]) -> None:
-    """Per-step validation metrics as a rich table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"probe validation ({report['mode']}, {report['selected_by']})")
-    for col in ("step", "t", "accuracy", "unsafe recall", "safe FPR", "ROC-AUC", "macro F1"):
-        table.add_column(col, justify="right")
-    for m in report["validation"]["per_step"]:
-        table.add_row(
-            str(m["step"]),
-            f"{m['timestep']:.3f}",
-            *map(format_metric, (m["accuracy"], m["unsafe_recall"], m["safe_fpr"], m["roc_auc"])),
-            format_metric(m["macro_f1"]),
-        )
-    console = Console()
-    console.print(table)
-    for name, m in report["modes"].items():
-        console.print(
-            f"{name}: mean macro F1 {m['mean_macro_f1']:.3f}, mean accuracy "
-            f"{m['mean_accuracy']:.3f} ({m['seconds']:.1f} s)"
-        )
-
-
-def run_train(directory: Path, out: Path, **options: Any) -> dict[str, Any]:
-    """``vgate probe train``: train, write ``out``, print the validation table."""
-    report = train_probe(directory, out, **options)
-    print_train_report(report)
-    return report

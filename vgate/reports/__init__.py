@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, TextIO
 
+from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 from vgate.errors import VgateError
-from vgate.findings import ScanMeta, ScanSummary, Verdict
 
 FORMATS: tuple[str, ...] = ("table", "json", "jsonl", "sarif")
 

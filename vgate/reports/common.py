@@ -10,7 +10,7 @@ import numpy as np
 
 from vgate import __version__
 from vgate.categories import CATEGORY_IDS
-from vgate.findings import (
+from vgate.core.findings import (
     VIDEO_ERROR,
     CategoryHit,
     InputIssue,

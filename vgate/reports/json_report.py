@@ -6,7 +6,7 @@ import json
 import re
 from typing import TextIO
 
-from vgate.findings import ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 from vgate.reports.common import (
     REPORT_FORMAT_VERSION,
     TOOL,

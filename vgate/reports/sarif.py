@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from vgate import __version__
 from vgate.categories import CATEGORIES, CATEGORY_INDEX, Category
-from vgate.findings import (
+from vgate.core.findings import (
     BLOCK,
     VIDEO_ERROR,
     WARN,

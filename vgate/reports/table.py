@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vgate.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
 from vgate.reports.common import one_line, record_location
 from vgate.terminal import terminal_safe
 
