@@ -341,6 +341,8 @@ def save_tiny_pipeline(kind: str, path: str | Path, seed: int = 0) -> Path:
 
 STEPS = (1, 3, 5)
 AMPLITUDES = (0.4, 0.9, 1.6)  # the unsafe signal grows with the step
+
+
 def make_collection(path: Path, n: int = 40, seed: int = 0, channels: int = 4) -> Manifest:
     """Odd prompts are unsafe (one category each, in turn); their latents get an offset on one
     channel over the top half of every frame, ``AMPLITUDES[s]`` at collected step ``s``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from vgate.categories import CATEGORY_IDS
 from vgate.inputs.labelled import SAFE
@@ -17,36 +18,36 @@ PRIMARY_LABELS = (*CATEGORY_IDS, SAFE)
 """Rows/columns of the confusion table: the five categories, then ``safe``."""
 
 
-def precision_recall_f1(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float, float]:
+def precision_recall_f1(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[float, float, float]:
     """Binary precision, recall and F1; 0.0 where undefined (scikit-learn's zero_division=0)."""
-    y_true = np.asarray(y_true, dtype=bool)
-    y_pred = np.asarray(y_pred, dtype=bool)
-    tp = float(np.sum(y_true & y_pred))
-    fp = float(np.sum(~y_true & y_pred))
-    fn = float(np.sum(y_true & ~y_pred))
+    truth = np.asarray(y_true, dtype=bool)
+    pred = np.asarray(y_pred, dtype=bool)
+    tp = float(np.sum(truth & pred))
+    fp = float(np.sum(~truth & pred))
+    fn = float(np.sum(truth & ~pred))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return precision, recall, f1
 
 
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float | None:
     """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); None if one class."""
-    y_true = np.asarray(y_true, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    n_pos = int(y_true.sum())
-    n_neg = len(y_true) - n_pos
+    truth = np.asarray(y_true, dtype=bool)
+    values = np.asarray(scores, dtype=np.float64)
+    n_pos = int(truth.sum())
+    n_neg = len(truth) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    sorted_scores = values[order]
+    ranks = np.empty(len(values), dtype=np.float64)
     # average 1-based ranks over runs of equal scores
     starts = np.flatnonzero(np.r_[True, np.diff(sorted_scores) != 0])
-    ends = np.r_[starts[1:], len(scores)]
+    ends = np.r_[starts[1:], len(values)]
     for s, e in zip(starts, ends, strict=True):
         ranks[order[s:e]] = (s + e + 1) / 2.0
-    u = ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0
+    u = ranks[truth].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
 
@@ -99,8 +100,9 @@ def compute_metrics(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -
     scores = np.asarray(scores, dtype=np.float64)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     hits = scores >= thresholds
-    unsafe = y.any(axis=1)
-    precision, recall, f1 = precision_recall_f1(unsafe, hits.any(axis=1))
+    unsafe = np.asarray(y.any(axis=1))
+    flagged = np.asarray(hits.any(axis=1))
+    precision, recall, f1 = precision_recall_f1(unsafe, flagged)
     per_category = {}
     for j, cat in enumerate(CATEGORY_IDS):
         p, r, f = precision_recall_f1(y[:, j], hits[:, j])
@@ -120,9 +122,7 @@ def compute_metrics(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -
             "recall": recall,
             "f1": f1,
             "roc_auc": roc_auc(unsafe, scores.max(axis=1)),
-            "false_positive_rate": float(np.mean(hits.any(axis=1)[~unsafe]))
-            if (~unsafe).any()
-            else None,
+            "false_positive_rate": float(np.mean(flagged[~unsafe])) if (~unsafe).any() else None,
         },
         "per_category": per_category,
         "macro_f1": float(np.mean([m["f1"] for m in per_category.values()])),
@@ -140,11 +140,11 @@ def format_metric(value: float | None, digits: int = 3) -> str:
 
 
 def unsafe_metrics(
-    unsafe: np.ndarray, flagged: np.ndarray, score: np.ndarray | None = None
+    is_unsafe: ArrayLike, is_flagged: ArrayLike, score: ArrayLike | None = None
 ) -> dict[str, Any]:
     """Binary unsafe-vs-safe metrics of ``flagged`` against ``unsafe`` (bool arrays)."""
-    unsafe = np.asarray(unsafe, dtype=bool)
-    flagged = np.asarray(flagged, dtype=bool)
+    unsafe = np.asarray(is_unsafe, dtype=bool)
+    flagged = np.asarray(is_flagged, dtype=bool)
     n_unsafe, n_safe = int(unsafe.sum()), int((~unsafe).sum())
     precision, _, f1 = precision_recall_f1(unsafe, flagged)
     return {

@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from tests.helpers import CliResult, run_vgate, write
-from vgate.inputs.prompts import MAX_PROMPT_CHARS
 from vgate.policy import load_policy
 
 RULES = ("-d", "rules")
@@ -262,14 +261,13 @@ def test_non_utf8_line_is_reported_with_its_number(vgate_main, tmp_path: Path) -
     assert (error["source"], error["line"]) == (str(bad), 2)
 
 
-def test_one_megabyte_line_is_truncated_and_noted(vgate_main, tmp_path: Path) -> None:
-    path = write(tmp_path / "big.txt", "a cat\n" + "x" * (1 << 20) + " gore\nnaked\n")
+def test_one_megabyte_line_is_judged_whole(vgate_main, tmp_path: Path) -> None:
+    path = write(tmp_path / "big.txt", "a cat\n" + "x " * (1 << 19) + " gore\nnaked\n")
     result, report = scan_json(vgate_main, str(path))
     item = report["results"][1]
-    assert item["line"] == 2 and item["input_truncated"] is True
-    assert f"input truncated to {MAX_PROMPT_CHARS} characters" in item["notes"]
+    assert item["line"] == 2 and "input_truncated" not in item
     assert len(item["text"]) <= 500 and item["text_shortened"]
-    assert item["decision"] == "allow"  # "gore" lies past the cut: only the first part is read
+    assert item["decision"] == "block"  # "gore" lies a megabyte in: the rules read all of it
     assert report["results"][2]["line"] == 3 and report["results"][2]["decision"] == "block"
     assert result.code == 1
 

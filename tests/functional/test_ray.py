@@ -363,3 +363,14 @@ def test_dataset_summary_counts_every_error_row_for_the_exit_code() -> None:
     local = summary.to_scan_summary()
     assert local.error_count == 7 and len(local.errors) == 1
     assert exit_code(local, "never") == 2
+
+
+def test_blank_prompt_rows_are_error_rows_not_silent_passes() -> None:
+    import pyarrow as pa
+
+    from vgate.integrations.ray import scan_table
+
+    table = pa.table({"prompt": ["a cat", "", "   ", "gore"]})
+    out = scan_table(Gate("default", detectors="rules"), table, "prompt").to_pydict()
+    assert out["decision"] == ["allow", "error", "error", "block"]
+    assert out["error"] == [None, "prompt is empty", "prompt is empty", None]

@@ -157,12 +157,30 @@ def test_policy_thresholds_and_frame_model_from_the_policy(
     assert report["results"][0]["location"] == f"{media['red']} [frames]"
 
 
-def test_without_a_frame_detector_only_the_text_side_is_scanned(vgate_main, media: dict) -> None:
+def test_without_a_frame_detector_unchecked_frames_are_an_error(vgate_main, media: dict) -> None:
     result, report = scan(vgate_main, media["clean"], media["red"])
     parts = [r["video"]["part"] for r in report["results"]]
-    assert "frames" not in parts and "subtitle" in parts
+    assert "frames" not in parts and "subtitle" in parts  # the text side is still scanned
     assert "no frame detector configured: the frames of 2 video(s)" in result.stderr
-    assert report["summary"]["notes"] and result.code == 1  # the comment and a subtitle
+    errors = report["summary"]["errors"]
+    assert [e["source"] for e in errors] == [media["clean"], media["red"]]
+    assert all(e["message"].startswith("frames not checked") for e in errors)
+    assert report["summary"]["frames_unchecked"] == 2
+    assert "(2 videos; frames of 2 not checked)" in result.stderr
+    assert result.code == 2  # the build fails closed: the frames were never looked at
+
+
+def test_policy_can_accept_text_only_video_checks(vgate_main, media: dict, tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("extends: default\nvideo:\n  frames: unchecked_ok\n", encoding="utf-8")
+    result, report = scan(vgate_main, media["clean"], media["red"], "-p", str(policy))
+    assert not report["summary"]["errors"] and report["summary"]["frames_unchecked"] == 2
+    assert "frames of 2 not checked" in result.stderr
+    assert result.code == 1  # the comment and a subtitle
+    table = vgate_main("scan", "-d", "rules", media["clean"], "-p", str(policy))
+    # the clean video has no text side: nothing at all was checked, and the summary says so
+    assert "Scanned 0 items (1 video; frames of 1 not checked)" in table.stdout
+    assert table.code == 0
 
 
 def test_table_shows_video_locations(vgate_main, media: dict) -> None:

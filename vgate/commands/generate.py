@@ -166,7 +166,7 @@ def generate(o: GenerateOptions, policy: Policy) -> Outcome:
             scores = probe.scores(latents, step, timestep)[0]
             return state.observe(step, scores) and stop_on_block
 
-    size = {
+    size: dict[str, Any] = {
         k: v
         for k, v in (("num_frames", o.num_frames), ("height", o.height), ("width", o.width))
         if v is not None

@@ -135,8 +135,8 @@ def evaluate_probe(
     rule.check_schedule(manifest.num_inference_steps)
     scores = score_collection(runtime, data, indices, batch_size)
 
-    unsafe = (data.labels.astype(bool) & rule.stopping).any(axis=1)
-    safe = ~data.labels.any(axis=1)
+    unsafe = np.asarray((data.labels.astype(bool) & rule.stopping).any(axis=1))
+    safe = np.asarray(~data.labels.any(axis=1))
     judged = unsafe | safe
     thresholds = rule.thresholds
     per_step = []

@@ -25,7 +25,7 @@ from typing import Any
 from vgate.core.findings import InputIssue
 from vgate.core.runner import FAIL_ON
 from vgate.errors import VgateError
-from vgate.inputs import files_under
+from vgate.inputs import walk_files
 from vgate.terminal import terminal_safe
 
 ENGINES = ("local", "ray")
@@ -121,7 +121,11 @@ def _expand(arg: str) -> list[Path]:
         return files
     path = Path(arg)
     if path.is_dir():
-        files = files_under(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_"))
+        files = []
+        for item in walk_files(path, INPUT_EXTENSIONS, skip_prefixes=(".", "_")):
+            if isinstance(item, InputIssue):
+                raise VgateError(str(item))  # the Ray scan fails closed on an unreadable entry
+            files.append(item)
         if not files:
             exts = ", ".join(INPUT_EXTENSIONS)
             raise VgateError(f"{arg}: directory has no parquet, csv or jsonl files ({exts})")
@@ -146,7 +150,9 @@ def _format_of(paths: list[str], requested: str) -> str:
             f"inputs mix {', '.join(sorted(f for f in fmts if f))}; scan one format per run "
             "or pass --input-format"
         )
-    return fmts.pop()  # type: ignore[return-value]
+    (fmt,) = fmts
+    assert fmt is not None  # unknown suffixes were refused above
+    return fmt
 
 
 def _check_file(path: Path, fmt: str) -> tuple[bool, list[str] | None]:

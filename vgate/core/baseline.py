@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from vgate.categories import CATEGORY_IDS
+from vgate.core.findings import FINGERPRINT_KEY
 from vgate.errors import InputError
 from vgate.files import MAX_BASELINE_BYTES, UnreadableFile, open_regular
 from vgate.safe_yaml import shown
-
-FINGERPRINT_KEY = "vgatePromptHash/v1"
-"""SARIF ``partialFingerprints`` key holding the prompt fingerprint."""
 
 _WAIVABLE = ("block", "warn")
 
@@ -45,7 +43,7 @@ def load_baseline(path: Path) -> set[Pair]:
             if os.fstat(raw.fileno()).st_size > MAX_BASELINE_BYTES:
                 raise InputError(f"baseline {path}: larger than {MAX_BASELINE_BYTES:,} bytes")
             handle = io.TextIOWrapper(raw, encoding="utf-8")
-            first = _first_line(handle)
+            first = _first_nonblank(handle)
             head = _parse_line(first)
             if head is not None and _is_jsonl_line(head):
                 return _from_jsonl(path, head, handle)
@@ -84,7 +82,7 @@ def _loads(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_unique_keys)
 
 
-def _first_line(handle: Iterable[str]) -> str:
+def _first_nonblank(handle: Iterable[str]) -> str:
     """The first non-blank line (with its newline), or ``""`` for an empty file."""
     for line in handle:
         if line.strip():

@@ -6,18 +6,20 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from vgate.categories import CATEGORY_IDS
 
 BLOCK = "block"
 WARN = "warn"
 ALLOW = "allow"
 ACTIONS = (BLOCK, WARN, ALLOW)
 ACTION_RANK = {ALLOW: 0, WARN: 1, BLOCK: 2}
+
+FINGERPRINT_KEY = "vgatePromptHash/v1"
+"""SARIF ``partialFingerprints`` key holding the prompt fingerprint (reports and baselines)."""
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -60,7 +62,6 @@ class Record:
     text: str
     source: str
     line: int = 0
-    truncated: bool = False
     suppressed: bool = False
     """The input carries an inline ``# vgate: allow`` comment."""
     media: MediaRef | None = None
@@ -70,6 +71,11 @@ class Record:
     path: str | None = None
     """The file's real name when ``source`` spells out bytes that are not UTF-8 (``\\udcff``);
     SARIF percent-encodes its bytes so that the location names the real file."""
+
+    @property
+    def fingerprint(self) -> str:
+        """What baselines match on: ``key`` when set, else the normalized text's hash."""
+        return self.key if self.key is not None else fingerprint(self.text)
 
 
 INPUT_ERROR = "input"
@@ -137,16 +143,54 @@ class Verdict:
 
     @property
     def fingerprint(self) -> str:
-        if self.record.key is not None:
-            return self.record.key
-        return fingerprint(self.record.text)
+        return self.record.fingerprint
 
     @property
     def flagged(self) -> bool:
         return self.decision != ALLOW
 
-    def score_map(self) -> dict[str, float]:
-        return {c: round(float(s), 4) for c, s in zip(CATEGORY_IDS, self.scores, strict=True)}
+
+Baseline = set[tuple[str, str]]
+"""(category, fingerprint) pairs of known findings (``vgate.core.baseline.load_baseline``)."""
+
+
+def build_verdict(
+    record: Record,
+    scores: np.ndarray,
+    detector_scores: dict[str, np.ndarray],
+    hits: list[CategoryHit],
+    reasons: list[str],
+    *,
+    waiver: str | None = None,
+    notes: Sequence[str] = (),
+    baseline: Baseline | None = None,
+    floor: str = ALLOW,
+) -> Verdict:
+    """The one place a verdict's decision is made: the strongest action among ``hits`` and
+    ``floor`` (a decision owed to the record itself, e.g. the policy's ``long_prompt``), unless
+    waived by ``waiver`` (``inline``, ``allow-list``) or all hits are in ``baseline``; a waived
+    verdict is allowed and says why in its last reason."""
+    decision = max(strongest_action(hits), floor, key=ACTION_RANK.__getitem__)
+    suppressed_by = waiver if decision != ALLOW else None
+    if (
+        suppressed_by is None
+        and hits
+        and baseline
+        and all((hit.category, record.fingerprint) in baseline for hit in hits)
+    ):
+        suppressed_by = "baseline"
+    if suppressed_by:
+        reasons = [*reasons, f"waived by {suppressed_by}"]
+    return Verdict(
+        record=record,
+        scores=scores,
+        detector_scores=detector_scores,
+        decision=ALLOW if suppressed_by else decision,
+        hits=hits,
+        reasons=reasons,
+        notes=list(notes),
+        suppressed_by=suppressed_by,
+    )
 
 
 MAX_KEPT_ERRORS = 1_000
@@ -170,8 +214,20 @@ class ScanSummary:
     """Video files opened and scanned (in full or in part)."""
     video_errors: int = 0
     """Input errors of kind ``video`` (kept or not)."""
+    frames_unchecked: int = 0
+    """Videos whose frames were not checked (no frame detector): only their text side was."""
     notes: list[str] = field(default_factory=list)
     """Run-level remarks for the reports (e.g. no frame detector configured)."""
+
+    def scanned_text(self) -> str:
+        """What was scanned, for the summary lines: ``3 prompts``, or with videos ``5 items
+        (2 videos; frames of 1 not checked)``."""
+        if not (self.videos or self.video_errors or self.frames_unchecked):
+            return f"{self.scanned:,} prompt{'' if self.scanned == 1 else 's'}"
+        videos = f"{self.videos:,} video{'' if self.videos == 1 else 's'}"
+        if self.frames_unchecked:
+            videos += f"; frames of {self.frames_unchecked:,} not checked"
+        return f"{self.scanned:,} items ({videos})"
 
     @property
     def error_count(self) -> int:

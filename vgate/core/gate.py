@@ -10,18 +10,22 @@ This is the one code path behind ``vgate scan`` and the Python API::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vgate.categories import CATEGORY_IDS
-from vgate.core.findings import Record, Verdict
+from vgate.core.findings import Baseline, Record, Verdict
+from vgate.detectors import DETECTORS, make_detector
 from vgate.detectors.base import Detection, Detector
+from vgate.detectors.rules import RulesDetector
 from vgate.errors import VgateError
-from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
-from vgate.policy import DETECTOR_NAMES, Policy, load_policy
+from vgate.inputs.prompts import make_record
+from vgate.policy import Policy, load_policy
+from vgate.text.normalize import normalize
 
 NON_ENGLISH_NOTE = (
     "language: non-english (mostly non-ASCII letters; the model is trained on English prompts)"
@@ -34,10 +38,10 @@ def parse_detectors(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     if names == ["all"]:
-        return DETECTOR_NAMES
-    unknown = [n for n in names if n not in DETECTOR_NAMES]
+        return tuple(DETECTORS)
+    unknown = [n for n in names if n not in DETECTORS]
     if unknown or not names:
-        expected = ", ".join((*DETECTOR_NAMES, "all"))
+        expected = ", ".join((*DETECTORS, "all"))
         raise VgateError(
             f"unknown detector {', '.join(unknown) or '(none)'!s}; expected {expected}"
         )
@@ -52,6 +56,20 @@ def mostly_non_ascii(text: str) -> bool:
     return bool(letters) and sum(not ch.isascii() for ch in letters) * 2 > len(letters)
 
 
+def merge_variant(detection: Detection, variant: Detection, rows: Sequence[int]) -> None:
+    """Fold the detection of normalised texts (``variant``, one row per index in ``rows``) into
+    ``detection``: the larger score per category, and the variant's evidence and notes."""
+    index = np.asarray(rows, dtype=np.int64)
+    detection.scores[index] = np.maximum(detection.scores[index], variant.scores)
+    for j, row in enumerate(rows):
+        for cid, found in variant.evidence.get(j, {}).items():
+            merged = detection.evidence.setdefault(row, {}).setdefault(cid, [])
+            merged.extend(f for f in found if f not in merged)
+        for note in variant.notes.get(j, ()):
+            if note not in detection.notes.get(row, ()):
+                detection.notes.setdefault(row, []).append(note)
+
+
 class Gate:
     """A policy with its detectors; detectors (and model sessions) load on first use."""
 
@@ -61,39 +79,67 @@ class Gate:
         *,
         detectors: str | Sequence[str] | None = None,
         model: str | None = None,
+        baseline: Baseline | None = None,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        self.baseline = baseline
+        """Known (category, fingerprint) pairs: their hits are waived (``--baseline``)."""
         self.detector_names = parse_detectors(detectors) or self.policy.detectors
         self.model_ref = model or self.policy.model
         self._detectors: list[Detector] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without loaded detectors: they reload in the receiving process."""
-        return {**self.__dict__, "_detectors": None}
+        state = {**self.__dict__, "_detectors": None}
+        state.pop("rules", None)
+        return state
 
     @property
     def detectors(self) -> list[Detector]:
         if self._detectors is None:
-            self._detectors = [self._make_detector(name) for name in self.detector_names]
+            self._detectors = [
+                make_detector(name, self.policy, self.model_ref) for name in self.detector_names
+            ]
         return self._detectors
 
-    def _make_detector(self, name: str) -> Detector:
-        if name == "rules":
-            from vgate.detectors.rules import RulesDetector
-
-            return RulesDetector(self.policy)
-        from vgate.detectors.prompt_model import PromptModelDetector
-
-        return PromptModelDetector(self.model_ref)
+    @cached_property
+    def rules(self) -> RulesDetector:
+        """The policy's rules, also when they are not a detector: allowed phrases need them."""
+        for det in self.detectors:
+            if isinstance(det, RulesDetector):
+                return det
+        return RulesDetector(self.policy)
 
     def warm_up(self) -> None:
         """Load every detector now, so a broken model fails before any report is written."""
         self.detect([""])
 
     def detect(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, Detection]]:
-        """Combined scores ``[n, 5]`` (max over detectors) and each detector's detection."""
-        texts = [self.policy.mask_allowed(t) for t in texts]
-        detections = {det.name: det.detect(texts) for det in self.detectors}
+        """Combined scores ``[n, 5]`` (max over detectors) and each detector's detection.
+
+        Every detector judges the whole text. The rules read it as written (and every
+        normalised reading, ``RulesDetector``); the other detectors read it with the policy's
+        allowed phrases blanked out where no rule match reaches into them
+        (``RulesDetector.blank_allowed``), and, where ``normalize`` changes a text (look-alike
+        letters, invisible characters, spaced-out letters), also its normalised form, keeping
+        the larger score per category.
+        """
+        views: list[str] = []
+        normalized: list[str] = []
+        changed: list[int] = []
+        if not all(getattr(det, "reads_variants", False) for det in self.detectors):
+            views = [self.rules.blank_allowed(t) for t in texts]
+            normalized = [self.rules.blank_allowed(normalize(t)) for t in texts]
+            changed = [i for i, (v, n) in enumerate(zip(views, normalized, strict=True)) if v != n]
+        detections = {}
+        for det in self.detectors:
+            if getattr(det, "reads_variants", False):
+                detections[det.name] = det.detect(texts)
+                continue
+            detection = det.detect(views)
+            if changed:
+                merge_variant(detection, det.detect([normalized[i] for i in changed]), changed)
+            detections[det.name] = detection
         combined = np.zeros((len(texts), len(CATEGORY_IDS)), dtype=np.float32)
         for detection in detections.values():
             np.maximum(combined, detection.scores, out=combined)
@@ -103,8 +149,11 @@ class Gate:
         """Combined scores ``[n, 5]`` in ``CATEGORY_IDS`` order."""
         return self.detect(texts)[0]
 
-    def judge(self, records: Sequence[Record]) -> list[Verdict]:
-        """Verdicts for a batch of records, in order."""
+    def judge(
+        self, records: Sequence[Record], extra_notes: Mapping[int, Sequence[str]] | None = None
+    ) -> list[Verdict]:
+        """Final verdicts for a batch of records, in order; ``extra_notes[i]`` are added to the
+        notes of record ``i`` (e.g. what the video reader had to say)."""
         combined, detections = self.detect([r.text for r in records])
         verdicts = []
         for i, record in enumerate(records):
@@ -113,14 +162,17 @@ class Gate:
             for d in detections.values():
                 for cid, found in d.evidence.get(i, {}).items():
                     evidence.setdefault(cid, []).extend(found)
-            verdict = self.policy.decide(record, combined[i], per_detector, evidence)
-            if record.truncated:
-                verdict.notes.append(f"input truncated to {MAX_PROMPT_CHARS} characters")
+            notes: list[str] = []
             for d in detections.values():
-                verdict.notes.extend(d.notes.get(i, ()))
+                notes.extend(d.notes.get(i, ()))
             if mostly_non_ascii(record.text):
-                verdict.notes.append(NON_ENGLISH_NOTE)
-            verdicts.append(verdict)
+                notes.append(NON_ENGLISH_NOTE)
+            notes.extend((extra_notes or {}).get(i, ()))
+            verdicts.append(
+                self.policy.decide(
+                    record, combined[i], per_detector, evidence, notes=notes, baseline=self.baseline
+                )
+            )
         return verdicts
 
     def scan(self, texts: Sequence[str]) -> list[Verdict]:

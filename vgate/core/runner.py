@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from vgate.core.findings import ALLOW, BLOCK, WARN, InputIssue, Record, ScanSummary, Verdict
+from vgate.core.findings import BLOCK, WARN, InputIssue, Record, ScanSummary, Verdict
 from vgate.core.gate import Gate
 from vgate.inputs import InputItem
 from vgate.inputs.video import VideoItem
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
 BATCH_SIZE = 1024
 """Records per detector call: large enough for the model to group prompts of similar length."""
 FAIL_ON = (BLOCK, WARN, "never")
-
-
-def apply_baseline(verdict: Verdict, known: set[tuple[str, str]]) -> None:
-    """Waive a verdict whose every hit is already in the baseline report."""
-    if not verdict.flagged or not known:
-        return
-    if all((hit.category, verdict.fingerprint) in known for hit in verdict.hits):
-        verdict.decision = ALLOW
-        verdict.suppressed_by = "baseline"
-        verdict.reasons.append("waived by baseline")
 
 
 def _batches(
@@ -64,7 +54,6 @@ def run_scan(
     gate: Gate,
     reporter: Reporter,
     *,
-    baseline: set[tuple[str, str]] | None = None,
     on_issue: Callable[[InputIssue], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
@@ -73,8 +62,9 @@ def run_scan(
     """Scan every record and video, report every verdict in input order, and count them.
 
     Input issues are collected in the summary (the first ``MAX_KEPT_ERRORS`` are kept and passed
-    to ``on_issue`` as they happen); they never stop the scan. ``videos`` scans video items
-    (default: the policy's video settings). Call ``reporter.start`` first.
+    to ``on_issue`` as they happen); they never stop the scan. ``videos`` scans the video items
+    (required when there are any). Verdicts come final from the gate (its baseline included).
+    Call ``reporter.start`` first.
     """
     summary = ScanSummary()
     started = time.perf_counter()
@@ -85,17 +75,13 @@ def run_scan(
 
     def report(verdicts: list[Verdict]) -> None:
         for verdict in verdicts:
-            if baseline:
-                apply_baseline(verdict, baseline)
             summary.add(verdict)
             reporter.add(verdict)
 
     for batch in _batches(items, batch_size):
         if isinstance(batch, VideoItem):
             if videos is None:
-                from vgate.core.video import FrameChecker, VideoScanner
-
-                videos = VideoScanner(FrameChecker(gate.policy))
+                raise ValueError(f"run_scan: {batch.source} is a video; pass videos=VideoScanner")
             verdicts, problems, opened = videos.scan(batch, gate)
             summary.videos += opened
             report(verdicts)
@@ -113,6 +99,7 @@ def run_scan(
     note = videos.note() if videos is not None else None
     if note:
         summary.notes.append(note)
+        summary.frames_unchecked = videos.unchecked if videos is not None else 0
     if videos is not None:
         summary.notes.extend(videos.capped)
     summary.seconds = time.perf_counter() - started

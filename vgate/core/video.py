@@ -17,6 +17,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,13 @@ from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import (
     ALLOW,
     VIDEO_ERROR,
+    Baseline,
     CategoryHit,
     InputIssue,
     MediaRef,
     Record,
     Verdict,
-    strongest_action,
+    build_verdict,
 )
 from vgate.core.gate import Gate
 from vgate.detectors.frames import FrameDetector, load_frame_detector
@@ -44,6 +46,10 @@ FRAME_BATCH = 32
 NO_FRAME_DETECTOR = (
     "no frame detector configured: the frames of {n} video(s) were not checked, only their "
     "text side; set --frame-model and --labels (or video.frame_model and video.labels)"
+)
+UNCHECKED_FRAMES = (
+    "frames not checked: no frame detector configured (set --frame-model and --labels, or "
+    "video.frame_model and video.labels; video.frames: unchecked_ok accepts text-only checks)"
 )
 
 
@@ -136,9 +142,13 @@ class FrameChecker:
         times: np.ndarray,
         shown: np.ndarray,
         scores: np.ndarray,
+        *,
+        notes: Sequence[str] = (),
+        baseline: Baseline | None = None,
     ) -> Verdict:
-        """The verdict on a video's frames: ``times`` and ``shown`` (seconds) and ``scores``
-        ``[F, 5]`` of its sampled frames."""
+        """The final verdict on a video's frames: ``times`` and ``shown`` (seconds) and
+        ``scores`` ``[F, 5]`` of its sampled frames, with ``notes``; hits all in ``baseline``
+        are waived."""
         video = self.policy.video
         count = len(scores)
         k = 1 if video.aggregate == "max" else max(1, math.ceil(video.vote_fraction * count - 1e-9))
@@ -163,17 +173,17 @@ class FrameChecker:
                 f"frames, {start:.2f}-{end:.2f} s ({name} max {float(scores[:, i].max()):.2f}"
                 f"{vote})"
             )
-        decision = strongest_action(hits)
         if hits and record.media is not None:
             record.media.start_s = min(h.start_s for h in hits if h.start_s is not None)
             record.media.end_s = max(h.end_s for h in hits if h.end_s is not None)
-        return Verdict(
-            record=record,
-            scores=combined,
-            detector_scores={name: combined.copy()},
-            decision=decision,
-            hits=hits,
-            reasons=reasons,
+        return build_verdict(
+            record,
+            combined,
+            {name: combined.copy()},
+            hits,
+            reasons,
+            notes=notes,
+            baseline=baseline,
         )
 
     def check(self, frames: np.ndarray, fps: float, source: str = "<generated>") -> Verdict:
@@ -222,10 +232,19 @@ def check_frames(
     return checker.check(frames, fps, source)
 
 
+@dataclass
+class _SampledFrames:
+    """A video's scored frames, waiting for the verdict: ``judge`` arguments and notes."""
+
+    data: tuple[Record, np.ndarray, np.ndarray, np.ndarray]
+    notes: list[str]
+
+
 class VideoScanner:
     """Turns one video file into verdicts (frames, then metadata and subtitle cues) and
     per-file issues. Counts the videos whose frames could not be checked for lack of a
-    detector, and says once that PyAV is missing."""
+    detector (each one an input error, exit 2, unless the policy says ``video.frames:
+    unchecked_ok``), and says once that PyAV is missing."""
 
     def __init__(self, checker: FrameChecker, clock: Callable[[], float] = time.monotonic) -> None:
         self.checker = checker
@@ -254,24 +273,31 @@ class VideoScanner:
             return [], [self._issue(item, _strip_source(exc, item.source))], False
         except OSError as exc:
             return [], [self._issue(item, f"cannot open ({exc.strerror or exc})")], False
-        verdicts: list[Verdict] = []
         issues: list[InputIssue] = []
+        frames: _SampledFrames | None = None
+        records: list[Record] = []
         with reader:
             if self.checker.configured:
-                verdict = self._frames(reader, item, issues)
-                if verdict is not None:
-                    verdicts.append(verdict)
+                frames = self._frames(reader, item, issues)
             else:
                 self.unchecked += 1
+                if not self.checker.policy.video.unchecked_ok:
+                    issues.append(InputIssue(item.source, UNCHECKED_FRAMES))
             if self.checker.policy.video.text:
-                verdicts.extend(self._text(reader, item, gate, issues))
-        for note in reader.notes:
-            for verdict in verdicts[:1]:
-                verdict.notes.append(note)
+                records = self._text(reader, item, issues)
+        # the reader's notes (known once it is done) go to the video's first verdict
+        verdicts: list[Verdict] = []
+        if frames is not None:
+            notes = [*frames.notes, *reader.notes]
+            verdicts.append(self.checker.judge(*frames.data, notes=notes, baseline=gate.baseline))
+        if records:
+            extra = {} if verdicts else {0: reader.notes}
+            verdicts.extend(gate.judge(records, extra))
         if item.source != str(item.path):  # the name spells out bytes that are not UTF-8
             for found in (*(v.record for v in verdicts), *issues):
                 found.path = str(item.path)
-        return verdicts, issues, bool(verdicts) or not issues
+        opened = bool(verdicts) or all(i.message == UNCHECKED_FRAMES for i in issues)
+        return verdicts, issues, opened
 
     @staticmethod
     def _issue(item: VideoItem, message: str) -> InputIssue:
@@ -279,7 +305,7 @@ class VideoScanner:
 
     def _frames(
         self, reader: VideoReader, item: VideoItem, issues: list[InputIssue]
-    ) -> Verdict | None:
+    ) -> _SampledFrames | None:
         detector = self.checker.detector
         assert detector is not None
         size = detector.input_size
@@ -333,17 +359,12 @@ class VideoScanner:
             media=MediaRef("frames", frames=len(times), duration_s=reader.info.duration),
             key=_file_key_or_none(item.path),
         )
-        verdict = self.checker.judge(
-            record, np.asarray(times), np.asarray(shown), np.concatenate(chunks)
+        return _SampledFrames(
+            (record, np.asarray(times), np.asarray(shown), np.concatenate(chunks)),
+            [*(f"scanned in part: {p}" for p in reader.problems), *([capped] if capped else [])],
         )
-        verdict.notes.extend(f"scanned in part: {p}" for p in reader.problems)
-        if capped:
-            verdict.notes.append(capped)
-        return verdict
 
-    def _text(
-        self, reader: VideoReader, item: VideoItem, gate: Gate, issues: list[InputIssue]
-    ) -> list[Verdict]:
+    def _text(self, reader: VideoReader, item: VideoItem, issues: list[InputIssue]) -> list[Record]:
         try:
             parts = reader.text_parts()
         except Exception as exc:  # PyAV/FFmpeg errors on bad data
@@ -354,7 +375,7 @@ class VideoScanner:
             record = make_record(part.text, item.source, 0)
             record.media = MediaRef(part.part, part.start_s, part.end_s, part.stream)
             records.append(record)
-        return gate.judge(records) if records else []
+        return records
 
     def note(self) -> str | None:
         """The run-level note when some videos' frames were not checked."""
@@ -372,17 +393,3 @@ def _strip_source(exc: Exception, source: str) -> str:
     """An ``InputError`` message without its leading ``source: `` (issues print it)."""
     text = str(exc)
     return text[len(source) + 2 :] if text.startswith(f"{source}: ") else text
-
-
-def scan_videos(
-    paths: Sequence[Path], gate: Gate, checker: FrameChecker
-) -> tuple[list[Verdict], list[InputIssue]]:
-    """Scan video files outside the CLI (verdicts and issues, in order)."""
-    scanner = VideoScanner(checker)
-    verdicts: list[Verdict] = []
-    issues: list[InputIssue] = []
-    for path in paths:
-        got, problems, _ = scanner.scan(VideoItem(str(path), Path(path)), gate)
-        verdicts.extend(got)
-        issues.extend(problems)
-    return verdicts, issues

@@ -27,6 +27,8 @@ class Detector(Protocol):
     """A detector: a name used in reports and policies, and a batch scoring function."""
 
     name: str
+    # A detector may set ``reads_variants = True`` when it matches normalised readings of the
+    # text itself; otherwise the gate also scores each changed ``normalize``-d text with it.
 
     def detect(self, texts: Sequence[str]) -> Detection:
         """Score a batch of texts."""

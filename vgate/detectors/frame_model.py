@@ -40,6 +40,7 @@ from vgate.policy.schema import (
     kind,
     read_yaml_file,
 )
+from vgate.resources import default_threads
 
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -206,13 +207,13 @@ class OnnxFrameDetector:
     def _session(self) -> Any:
         import onnxruntime as ort
 
-        from vgate.detectors.prompt_model import default_threads
+        from vgate.detectors.prompt_model import MAX_THREADS
 
         path = self.model_path
         if not path.is_file():
             raise ModelError(f"frame model {path}: file not found")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = default_threads()
+        options.intra_op_num_threads = default_threads(MAX_THREADS)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -270,7 +271,7 @@ class OnnxFrameDetector:
             )
         columns: dict[str, tuple[int, ...]] = {}
         for cid, cols in spec.categories.items():
-            idx = tuple(spec.names.index(c) if isinstance(c, str) else c for c in cols)  # type: ignore[union-attr]
+            idx = tuple(_column(spec.names, c) for c in cols)
             if width is not None and max(idx) >= width:
                 raise ModelError(
                     f"{where}: categories.{cid} uses column {max(idx)} but the output "
@@ -356,3 +357,11 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = data[:, y0] * (1 - wy)[None, :, None, None] + data[:, y1] * wy[None, :, None, None]
     out = rows[:, :, x0] * (1 - wx)[None, None, :, None] + rows[:, :, x1] * wx[None, None, :, None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _column(names: tuple[str, ...] | None, column: str | int) -> int:
+    """The index of an output column given by name (validated against ``names``) or index."""
+    if isinstance(column, str):
+        assert names is not None  # the labels' validation requires names for named columns
+        return names.index(column)
+    return column

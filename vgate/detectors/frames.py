@@ -2,20 +2,19 @@
 
 A frame detector has a ``name``, an optional fixed ``input_size`` (height, width) that the video
 reader scales frames to while decoding, and ``detect_frames``. ``load_frame_detector`` resolves
-the ``--frame-model`` / ``video.frame_model`` reference.
+the ``--frame-model`` / ``video.frame_model`` reference: a name in ``FRAME_DETECTORS`` (one line
+per named detector), else a path to an ONNX classifier with its labels YAML.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from vgate.detectors.base import Detection
 from vgate.errors import VgateError
-
-NUDENET = "nudenet"
-"""``--frame-model nudenet``: the optional NudeNet detector (installed by the user)."""
 
 
 class FrameDetector(Protocol):
@@ -30,12 +29,24 @@ class FrameDetector(Protocol):
         ...
 
 
-def load_frame_detector(ref: str, labels: str | None) -> FrameDetector:
-    """``nudenet`` or a path to an ONNX classifier with its ``labels`` YAML."""
-    if ref == NUDENET:
-        from vgate.detectors.nudenet import NudeNetDetector
+def _nudenet() -> FrameDetector:
+    from vgate.detectors.nudenet import NudeNetDetector
 
-        return NudeNetDetector()
+    return NudeNetDetector()
+
+
+FRAME_DETECTORS: dict[str, Callable[[], FrameDetector]] = {
+    "nudenet": _nudenet,  # the optional NudeNet detector (installed by the user)
+}
+"""Frame detectors by name; any other ``--frame-model`` is a path to an ONNX classifier."""
+
+
+def load_frame_detector(ref: str, labels: str | None) -> FrameDetector:
+    """A detector named in ``FRAME_DETECTORS``, or a path to an ONNX classifier with its
+    ``labels`` YAML."""
+    factory = FRAME_DETECTORS.get(ref)
+    if factory is not None:
+        return factory()
     if labels is None:
         raise VgateError(
             f"frame model {ref}: needs a labels file (--labels labels.yaml or video.labels) "

@@ -92,6 +92,8 @@ def malformed(value: object) -> str:
     """Why a prompt value cannot be scanned."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "prompt is null"
+    if isinstance(value, str):
+        return "prompt is empty"
     return f"prompt is {type(value).__name__}, not a string"
 
 
@@ -103,7 +105,7 @@ def scan_table(gate: Gate, table: pa.Table, column: str) -> pa.Table:
 
     values = table.column(column).to_pylist()
     n = len(values)
-    good = [i for i, v in enumerate(values) if isinstance(v, str)]
+    good = [i for i, v in enumerate(values) if isinstance(v, str) and v.strip()]
     verdicts = gate.judge([make_record(values[i], SOURCE, 0) for i in good]) if good else []
     scores = np.zeros((n, len(CATEGORY_IDS)), dtype=np.float32)
     invalid = np.ones(n, dtype=bool)
@@ -111,7 +113,9 @@ def scan_table(gate: Gate, table: pa.Table, column: str) -> pa.Table:
     categories: list[list[str]] = [[] for _ in range(n)]
     reasons: list[list[str]] = [[] for _ in range(n)]
     suppressed: list[str | None] = [None] * n
-    errors: list[str | None] = [None if isinstance(v, str) else malformed(v) for v in values]
+    errors: list[str | None] = [malformed(v) for v in values]
+    for i in good:
+        errors[i] = None
     for i, verdict in zip(good, verdicts, strict=True):
         scores[i] = verdict.scores
         invalid[i] = False

@@ -7,10 +7,8 @@ replaced, not merged). See the README for the schema.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +18,28 @@ from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import (
     ACTIONS,
     ALLOW,
+    Baseline,
     CategoryHit,
     Record,
     Verdict,
+    build_verdict,
     normalize_text,
-    strongest_action,
 )
+from vgate.detectors import DEFAULT_DETECTORS, DETECTORS
 from vgate.errors import PolicyError
 from vgate.policy.patterns import UnsafePattern, UserPattern
-from vgate.policy.schema import check_keys, check_str_list, fail, kind, read_yaml_file, shown
+from vgate.policy.schema import (
+    check_choice,
+    check_keys,
+    check_mapping,
+    check_number,
+    check_str_list,
+    check_string,
+    fail,
+    kind,
+    read_yaml_file,
+    shown,
+)
 from vgate.policy.sections import (
     GenerationPolicy,
     VideoPolicy,
@@ -37,23 +48,26 @@ from vgate.policy.sections import (
     validate_generation,
     validate_video,
 )
-from vgate.policy.terms import canonical, terms_regex
 from vgate.resources import DEFAULT_MODEL, shipped_dir
 from vgate.safe_yaml import clip
 
-DETECTOR_NAMES = ("rules", "model")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_ACTION = "block"
+LONG_PROMPT_CHARS = 20_000
+"""A prompt longer than this is "long" for the policy's ``long_prompt`` setting."""
+LONG_PROMPT_ACTIONS = ("scan", "warn", "block")
 _MAX_EXTENDS_DEPTH = 8
 
 _TOP_KEYS = {
     "version": "the schema version, 1",
     "description": "free text",
     "extends": "a policy name or path to start from",
-    "detectors": f"a list drawn from {', '.join(DETECTOR_NAMES)}",
+    "detectors": f"a list drawn from {', '.join(DETECTORS)}",
     "model": "a model reference: builtin:<name> or a path",
     "categories": "a mapping of category settings",
     "allow": "allow-list settings",
+    "long_prompt": f"what a prompt over {LONG_PROMPT_CHARS:,} characters gets besides a full scan: "
+    "scan (nothing more), warn or block",
     "generation": "guarded-generation settings (latent probe)",
     "video": "video frame-check settings",
 }
@@ -64,7 +78,7 @@ _CATEGORY_KEYS = {
     "patterns": "a list of regular expressions",
 }
 _ALLOW_KEYS = {
-    "phrases": "a list of phrases ignored by the rules (e.g. 'blood orange')",
+    "phrases": "a list of phrases whose own words never trip a rule (e.g. 'blood orange')",
     "prompts": "a list of prompts that are never flagged",
 }
 
@@ -90,21 +104,9 @@ class Policy:
     allow_phrases: tuple[str, ...] = ()
     allow_prompts: frozenset[str] = frozenset()
     description: str = ""
+    long_prompt: str = "scan"
     generation: GenerationPolicy = field(default_factory=GenerationPolicy)
     video: VideoPolicy = field(default_factory=VideoPolicy)
-
-    @cached_property
-    def _allow_regex(self) -> re.Pattern[str] | None:
-        return terms_regex(self.allow_phrases)
-
-    def mask_allowed(self, text: str) -> str:
-        """Blank out allow-list phrases (``blood orange``) so that no detector sees them."""
-        if self._allow_regex is None:
-            return text
-        canonical_text = canonical(text)
-        if self._allow_regex.search(canonical_text) is None:
-            return text
-        return self._allow_regex.sub(" ", canonical_text)
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -128,6 +130,7 @@ class Policy:
                 for cid, cp in self.categories.items()
             },
             "allow": {"phrases": list(self.allow_phrases), "prompts": sorted(self.allow_prompts)},
+            "long_prompt": self.long_prompt,
             "generation": self.generation.to_dict(),
             "video": self.video.to_dict(),
         }
@@ -138,8 +141,12 @@ class Policy:
         scores: np.ndarray,
         detector_scores: dict[str, np.ndarray],
         evidence: Mapping[str, list[str]] | None = None,
+        *,
+        notes: Sequence[str] = (),
+        baseline: Baseline | None = None,
     ) -> Verdict:
-        """Turn the combined scores of one record into a verdict."""
+        """Turn the combined scores of one record into its final verdict (with ``notes``; hits
+        waived inline, by the allow-list or by ``baseline`` are allowed)."""
         hits: list[CategoryHit] = []
         reasons: list[str] = []
         for i, cid in enumerate(CATEGORY_IDS):
@@ -153,23 +160,28 @@ class Policy:
             if matched:
                 parts.append("matched " + ", ".join(repr(m) for m in matched[:5]))
             reasons.append(f"{cid} {score:.2f} >= {cp.threshold:.2f} ({'; '.join(parts)})")
-        decision = strongest_action(hits)
-        suppressed_by = None
-        if hits and record.suppressed:
-            suppressed_by = "inline"
-        elif hits and normalize_text(record.text) in self.allow_prompts:
-            suppressed_by = "allow-list"
-        if suppressed_by:
-            reasons.append(f"waived by {suppressed_by}")
-            decision = ALLOW
-        return Verdict(
-            record=record,
-            scores=scores,
-            detector_scores=detector_scores,
-            decision=decision,
-            hits=hits,
-            reasons=reasons,
-            suppressed_by=suppressed_by,
+        floor = ALLOW
+        if self.long_prompt != "scan" and len(record.text) > LONG_PROMPT_CHARS:
+            floor = self.long_prompt
+            reasons.append(
+                f"long prompt: {len(record.text):,} characters > {LONG_PROMPT_CHARS:,} "
+                f"(long_prompt: {self.long_prompt})"
+            )
+        waiver = None
+        if record.suppressed:
+            waiver = "inline"
+        elif normalize_text(record.text) in self.allow_prompts:
+            waiver = "allow-list"
+        return build_verdict(
+            record,
+            scores,
+            detector_scores,
+            hits,
+            reasons,
+            waiver=waiver,
+            notes=notes,
+            baseline=baseline,
+            floor=floor,
         )
 
 
@@ -240,29 +252,27 @@ def _validate(data: dict[str, Any], name: str) -> None:
     check_keys(name, "", data, _TOP_KEYS)
     if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
         raise fail(name, "version", f"expected 1, got {shown(data['version'])}")
+    if "long_prompt" in data:
+        check_choice(name, "long_prompt", data["long_prompt"], LONG_PROMPT_ACTIONS)
     for key in ("description", "extends", "model"):
-        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
-            raise fail(name, key, f"expected a non-empty string, got {kind(data[key])}")
+        if key in data:
+            check_string(name, key, data[key])
     if "detectors" in data:
         detectors = data["detectors"]
         check_str_list(name, "detectors", detectors)
         for i, det in enumerate(detectors):
-            if det not in DETECTOR_NAMES:
-                expected = ", ".join(DETECTOR_NAMES)
+            if det not in DETECTORS:
+                expected = ", ".join(DETECTORS)
                 raise fail(
                     name, f"detectors[{i}]", f"unknown detector {shown(det)}; expected {expected}"
                 )
         if not detectors:
             raise fail(name, "detectors", "expected at least one detector")
-    categories = data.get("categories", {})
-    if not isinstance(categories, dict):
-        raise fail(name, "categories", f"expected a mapping, got {kind(categories)}")
+    categories = check_mapping(name, "categories", data.get("categories", {}))
     check_keys(name, "categories", categories, dict.fromkeys(CATEGORY_IDS, ""))
     for cid, settings in categories.items():
         _validate_category(name, f"categories.{cid}", settings)
-    allow = data.get("allow", {})
-    if not isinstance(allow, dict):
-        raise fail(name, "allow", f"expected a mapping, got {kind(allow)}")
+    allow = check_mapping(name, "allow", data.get("allow", {}))
     check_keys(name, "allow", allow, _ALLOW_KEYS)
     for key in allow:
         check_str_list(name, f"allow.{key}", allow[key])
@@ -272,21 +282,13 @@ def _validate(data: dict[str, Any], name: str) -> None:
         validate_video(name, data["video"])
 
 
-def _validate_category(name: str, prefix: str, settings: object) -> None:
-    if not isinstance(settings, dict):
-        raise fail(name, prefix, f"expected a mapping, got {kind(settings)}")
+def _validate_category(name: str, prefix: str, value: object) -> None:
+    settings = check_mapping(name, prefix, value)
     check_keys(name, prefix, settings, _CATEGORY_KEYS)
     if "threshold" in settings:
-        value = settings["threshold"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise fail(
-                name, f"{prefix}.threshold", f"expected a number from 0 to 1, got {shown(value)}"
-            )
-    if "action" in settings and settings["action"] not in ACTIONS:
-        got = settings["action"]
-        raise fail(
-            name, f"{prefix}.action", f"expected one of {', '.join(ACTIONS)}, got {shown(got)}"
-        )
+        check_number(name, f"{prefix}.threshold", settings["threshold"], 0, 1)
+    if "action" in settings:
+        check_choice(name, f"{prefix}.action", settings["action"], ACTIONS)
     for key in ("terms", "patterns"):
         if key in settings:
             check_str_list(name, f"{prefix}.{key}", settings[key])
@@ -321,12 +323,13 @@ def _build(data: dict[str, Any], name: str) -> Policy:
     allow = data.get("allow", {})
     return Policy(
         name=name,
-        detectors=tuple(data.get("detectors", DETECTOR_NAMES)),
+        detectors=tuple(data.get("detectors", DEFAULT_DETECTORS)),
         model=data.get("model", DEFAULT_MODEL),
         categories=categories,
         allow_phrases=tuple(allow.get("phrases", ())),
         allow_prompts=frozenset(normalize_text(p) for p in allow.get("prompts", ())),
         description=data.get("description", ""),
+        long_prompt=data.get("long_prompt", "scan"),
         generation=build_generation(name, data.get("generation", {})),
         video=build_video(name, data.get("video", {})),
     )

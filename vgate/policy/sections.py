@@ -30,6 +30,7 @@ AGGREGATES = ("max", "vote")
 MAX_STEPS = 10_000
 MAX_TIME_BUDGET = 86_400.0
 """Longest per-video time budget in seconds (a day)."""
+UNCHECKED_OK = "unchecked_ok"
 
 GENERATION_KEYS = {
     "probe": "builtin:<name> or a path to a probe directory or .onnx file",
@@ -41,7 +42,8 @@ GENERATION_KEYS = {
     "output_check": "true to run the video frame check on the output before writing it",
 }
 VIDEO_KEYS = {
-    "frames": "how many frames to sample uniformly per video",
+    "frames": "how many frames to sample uniformly per video, or unchecked_ok to accept videos "
+    "whose frames cannot be checked (no frame model: text-only checks)",
     "fps": "sample this many frames per second instead of a fixed count",
     "aggregate": "max (any frame) or vote (a fraction of sampled frames)",
     "vote_fraction": "with aggregate: vote, the fraction of frames that must hit",
@@ -86,6 +88,9 @@ class VideoPolicy:
     """How ``vgate scan`` samples and judges the frames of video files."""
 
     frames: int = 16
+    unchecked_ok: bool = False
+    """``frames: unchecked_ok``: a video whose frames cannot be checked (no frame detector) is
+    not an error; by default it is one (exit 2)."""
     fps: float | None = None
     aggregate: str = "max"
     vote_fraction: float = 0.25
@@ -98,7 +103,7 @@ class VideoPolicy:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "frames": self.frames,
+            "frames": UNCHECKED_OK if self.unchecked_ok else self.frames,
             "fps": self.fps,
             "aggregate": self.aggregate,
             "vote_fraction": self.vote_fraction,
@@ -176,7 +181,13 @@ def validate_video(name: str, value: object) -> None:
     """Check one policy file's ``video`` mapping."""
     data = check_mapping(name, "video", value)
     check_keys(name, "video", data, VIDEO_KEYS)
-    if "frames" in data:
+    if "frames" in data and data["frames"] != UNCHECKED_OK:
+        if isinstance(data["frames"], str):
+            raise fail(
+                name,
+                "video.frames",
+                f"expected a number of frames or {UNCHECKED_OK}, got {data['frames']!r}",
+            )
         check_number(name, "video.frames", data["frames"], 1, MAX_STEPS, integer=True)
     if data.get("fps") is not None:
         check_number(name, "video.fps", data["fps"], 0.001, 1000)
@@ -201,8 +212,11 @@ def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
     default = VideoPolicy()
     fps = data.get("fps", default.fps)
     budget = data.get("time_budget", default.time_budget)
+    frames = data.get("frames", default.frames)
+    unchecked_ok = frames == UNCHECKED_OK
     return VideoPolicy(
-        frames=int(data.get("frames", default.frames)),
+        frames=default.frames if unchecked_ok else int(frames),
+        unchecked_ok=unchecked_ok,
         fps=None if fps is None else float(fps),
         aggregate=data.get("aggregate", default.aggregate),
         vote_fraction=float(data.get("vote_fraction", default.vote_fraction)),

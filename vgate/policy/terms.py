@@ -29,10 +29,15 @@ def _term_body(term: str) -> str:
 
 
 def terms_regex(terms: Sequence[str]) -> re.Pattern[str] | None:
-    """One case-insensitive regex matching any of ``terms`` (as ``term_regex``), or None."""
+    """One case-insensitive regex matching any of ``terms`` (as ``term_regex``), or None.
+
+    Longer terms come first, so that where two terms start at one place the longer one matches
+    (``blood bath`` rather than ``blood``).
+    """
     if not terms:
         return None
-    return re.compile(rf"(?<!\w)(?:{'|'.join(_term_body(t) for t in terms)})", re.IGNORECASE)
+    ordered = sorted(dict.fromkeys(terms), key=len, reverse=True)
+    return re.compile(rf"(?<!\w)(?:{'|'.join(_term_body(t) for t in ordered)})", re.IGNORECASE)
 
 
 def canonical(text: str) -> str:

@@ -136,7 +136,6 @@ def verdict_item(verdict: Verdict, text_limit: int = JSON_TEXT_LIMIT) -> dict[st
         "line": record.line if record.line >= 1 else None,
         "text": text,
         "text_shortened": shortened,
-        "input_truncated": record.truncated,
         "fingerprint": verdict.fingerprint,
         "decision": verdict.decision,
         "scores": score_map(verdict.scores),
@@ -177,6 +176,7 @@ def summary_item(summary: ScanSummary) -> dict[str, Any]:
         "seconds": round(float(summary.seconds), 3) if math.isfinite(summary.seconds) else None,
         "videos": summary.videos,
         "video_errors": summary.video_errors,
+        "frames_unchecked": summary.frames_unchecked,
         "notes": list(summary.notes),
     }
 

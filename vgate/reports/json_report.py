@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import TextIO
 
 from vgate.core.findings import ScanMeta, ScanSummary, Verdict
+from vgate.inputs.prompts import LONE_SURROGATE
 from vgate.reports.common import (
     REPORT_FORMAT_VERSION,
     TOOL,
@@ -30,9 +30,6 @@ _INERT = str.maketrans(
 ``\\uXXXX`` escapes (the parsed text is unchanged)."""
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def dumps(obj: object) -> str:
     """Compact UTF-8 JSON on one line, whatever ``str.splitlines`` counts as a line break.
 
@@ -42,7 +39,7 @@ def dumps(obj: object) -> str:
     value ASCII-escaped.
     """
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
-    if _SURROGATE.search(text):
+    if LONE_SURROGATE.search(text):
         return json.dumps(obj, ensure_ascii=True, allow_nan=False)
     return text.translate(_INERT)
 

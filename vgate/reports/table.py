@@ -105,10 +105,7 @@ class TableReporter:
 
 def summary_line(summary: ScanSummary) -> str:
     """``Scanned N prompts: B blocked, W warned, S suppressed, E errors in T s``."""
-    noun = "prompt" if summary.scanned == 1 else "prompts"
-    if summary.videos or summary.video_errors:
-        noun = f"items ({summary.videos} video{'' if summary.videos == 1 else 's'})"
     return (
-        f"Scanned {summary.scanned} {noun}: {summary.blocked} blocked, {summary.warned} warned, "
+        f"Scanned {summary.scanned_text()}: {summary.blocked} blocked, {summary.warned} warned, "
         f"{summary.suppressed} suppressed, {summary.error_count} errors in {summary.seconds:.2f} s"
     )

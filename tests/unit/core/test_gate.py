@@ -29,9 +29,10 @@ from vgate.core.findings import (
     normalize_text,
 )
 from vgate.core.gate import NON_ENGLISH_NOTE, Gate, mostly_non_ascii, parse_detectors
-from vgate.core.runner import apply_baseline, exit_code, run_scan
+from vgate.core.runner import exit_code, run_scan
 from vgate.errors import VgateError
-from vgate.inputs.prompts import MAX_PROMPT_CHARS, make_record
+from vgate.inputs.prompts import make_record
+from vgate.policy import LONG_PROMPT_CHARS
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +122,11 @@ def test_combined_score_is_the_maximum_over_detectors() -> None:
     assert [h.category for h in first.hits] == ["distorted_weird", "terrifying"]
 
 
-def test_judge_notes_truncation_and_language(gate: Gate) -> None:
-    long = make_record("blood " * (MAX_PROMPT_CHARS // 5), "f.txt", 3)
-    assert long.truncated
+def test_long_prompt_is_judged_whole_and_language_is_noted(gate: Gate) -> None:
+    long = make_record("a cat on a mat. " * (LONG_PROMPT_CHARS // 8) + "Then gore.", "f.txt", 3)
     verdicts = gate.judge([long, make_record("кровь и насилие", "f.txt", 4)])
-    assert verdicts[0].decision == BLOCK
-    assert f"input truncated to {MAX_PROMPT_CHARS} characters" in verdicts[0].notes
+    assert verdicts[0].decision == BLOCK  # the term sits past the old 20,000-character cut
+    assert "matched 'gore'" in verdicts[0].reasons[0]
     assert verdicts[1].notes == [NON_ENGLISH_NOTE]
     assert verdicts[0].record.line == 3 and verdicts[1].record.line == 4
 
@@ -238,18 +238,44 @@ def test_exit_code(summary: ScanSummary, fail_on: str, code: int) -> None:
     assert exit_code(summary, fail_on) == code
 
 
-def test_apply_baseline_waives_only_fully_known_verdicts(gate: Gate) -> None:
+def test_the_baseline_waives_only_fully_known_verdicts() -> None:
     text = "blood and nudity"
     fp = fingerprint(text)
-    (both,) = gate.scan([text])
-    apply_baseline(both, {("violent_bloody", fp), ("pornographic", fp)})
+    known = {("violent_bloody", fp), ("pornographic", fp)}
+    (both,) = Gate("default", detectors="rules", baseline=known).scan([text])
     assert both.decision == ALLOW and both.suppressed_by == "baseline"
-    (partial,) = gate.scan([text])
-    apply_baseline(partial, {("violent_bloody", fp)})
+    assert both.reasons[-1] == "waived by baseline" and len(both.hits) == 2
+    (partial,) = Gate("default", detectors="rules", baseline={known.pop()}).scan([text])
     assert partial.decision == BLOCK and partial.suppressed_by is None
+    assert "waived by baseline" not in partial.reasons
+    known = {("violent_bloody", fp), ("pornographic", fp)}
+    gate = Gate("default", detectors="rules", baseline=known)
     (other,) = gate.scan(["blood and nudity again"])
-    apply_baseline(other, {("violent_bloody", fp), ("pornographic", fp)})
     assert other.decision == BLOCK
+
+
+def test_an_inline_waiver_wins_over_the_baseline() -> None:
+    fp = fingerprint("gore")
+    gate = Gate("default", detectors="rules", baseline={("violent_bloody", fp)})
+    (verdict,) = gate.judge([make_record("gore", "f", 1, suppressed=True)])
+    assert verdict.suppressed_by == "inline" and verdict.reasons[-1] == "waived by inline"
+
+
+def test_extra_notes_follow_the_gate_notes() -> None:
+    gate = Gate("default", detectors="rules")
+    russian = make_record("кровь и насилие", "f", 1)
+    first, second = gate.judge([russian, make_record("cat", "f", 2)], {0: ["from the reader"]})
+    assert first.notes == [NON_ENGLISH_NOTE, "from the reader"]
+    assert second.notes == []
+
+
+def test_run_scan_needs_a_video_scanner_for_videos(gate: Gate, tmp_path: Path) -> None:
+    from vgate.inputs.video import VideoItem
+
+    reporter = ListReporter()
+    reporter.start(ScanMeta("default", ["rules"], ["vgate"], "2026-01-01T00:00:00Z"))
+    with pytest.raises(ValueError, match=r"clip\.mp4 is a video"):
+        run_scan([VideoItem("clip.mp4", tmp_path / "clip.mp4")], gate, reporter)
 
 
 def test_summary_counts_suppressed_but_not_their_categories() -> None:
@@ -363,22 +389,82 @@ def test_cli_prints_at_most_the_kept_errors(tmp_path, vgate_main) -> None:
     assert report["summary"]["scanned"] == 1
 
 
-def test_allow_phrases_are_blanked_for_every_detector() -> None:
-    from vgate.detectors.base import Detection
+class Recorder:
+    """A model stand-in that records what it reads and scores violent_bloody 0.9 on "blood"."""
 
-    class Recorder:
-        name = "model"
+    name = "model"
 
-        def __init__(self) -> None:
-            self.seen: list[str] = []
+    def __init__(self) -> None:
+        self.seen: list[str] = []
 
-        def detect(self, texts):
-            self.seen.extend(texts)
-            return Detection(scores=np.zeros((len(texts), 5), dtype=np.float32))
+    def detect(self, texts):
+        from vgate.detectors.base import Detection
 
-    gate = Gate("default", detectors="model")
+        self.seen.extend(texts)
+        scores = np.zeros((len(texts), 5), dtype=np.float32)
+        scores[:, CATEGORY_IDS.index("violent_bloody")] = [0.9 * ("blood" in t) for t in texts]
+        return Detection(scores=scores)
+
+
+def recording_gate(detectors: str = "model") -> tuple[Gate, Recorder]:
+    gate = Gate("default", detectors=detectors)
     recorder = Recorder()
     gate._detectors = [recorder]
-    gate.scores(["a Blood Orange sliced on a board", "a cat"])
+    return gate, recorder
+
+
+def test_allow_phrases_are_blanked_for_the_model_unless_a_rule_match_reaches_into_them() -> None:
+    gate, recorder = recording_gate()
+    gate.scores(["a Blood Orange sliced on a board", "a cat", "a true blood bath"])
     assert "blood orange" not in recorder.seen[0].lower() and "sliced" in recorder.seen[0]
     assert recorder.seen[1] == "a cat"
+    # "blood bath" (a term) reaches outside "true blood": the phrase hides nothing here
+    assert recorder.seen[2] == "a true blood bath"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "school shooting star victims lying motionless",
+        "a true blood bath",
+        "blood orange and blood on the floor",
+    ],
+)
+def test_allow_phrases_never_hide_the_words_around_them(text: str) -> None:
+    (verdict,) = Gate("default", detectors="rules").scan([text])
+    assert verdict.decision == BLOCK, verdict.reasons
+
+
+@pytest.mark.parametrize(
+    "text", ["a blood orange on a plate", "a shooting star over the sea", "a killer whale"]
+)
+def test_allow_phrases_still_waive_their_own_words(text: str) -> None:
+    (verdict,) = Gate("default", detectors="rules").scan([text])
+    assert verdict.decision == ALLOW, verdict.reasons
+
+
+def test_model_scores_the_normalised_text_too_and_keeps_the_maximum() -> None:
+    gate, recorder = recording_gate()
+    spaced, plain = "a b l o o d bath", "a cat"
+    scores = gate.scores([spaced, plain])
+    assert recorder.seen == [spaced, plain, "a blood bath"]  # plain text is scored once
+    assert scores[0, CATEGORY_IDS.index("violent_bloody")] == pytest.approx(0.9)
+    (verdict,) = gate.judge([make_record(spaced, "f", 1)])
+    assert verdict.record.text == spaced  # reports keep the original text
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("scan", ALLOW), ("warn", WARN), ("block", BLOCK)]
+)
+def test_long_prompt_policy(tmp_path: Path, setting: str, expected: str) -> None:
+    policy = write(tmp_path / "p.yaml", f"extends: default\nlong_prompt: {setting}\n")
+    gate = Gate(policy, detectors="rules")
+    long, short = gate.judge(
+        [make_record("x" * (LONG_PROMPT_CHARS + 1), "f", 1), make_record("x" * 10, "f", 2)]
+    )
+    assert long.decision == expected and short.decision == ALLOW
+    if expected != ALLOW:
+        assert long.reasons == [
+            f"long prompt: {LONG_PROMPT_CHARS + 1:,} characters > {LONG_PROMPT_CHARS:,} "
+            f"(long_prompt: {setting})"
+        ]

@@ -16,7 +16,7 @@ from vgate.core.findings import InputIssue, Record
 from vgate.inputs import expand_paths, format_for, iter_inputs, read_stream, text_records
 from vgate.inputs.prompts import (
     DEFAULT_COLUMNS,
-    MAX_PROMPT_CHARS,
+    MAX_RECORD_LINES,
     SUPPRESS_MARKER,
     make_record,
     open_text,
@@ -80,20 +80,16 @@ def test_non_utf8_line_is_reported_with_its_number_and_other_lines_are_read() ->
     assert str(issue) == f"f:2: {issue.message}"
 
 
-def test_one_megabyte_line_is_truncated_for_the_detectors_and_keeps_its_location() -> None:
-    long = "a" * (1 << 20)
+def test_one_megabyte_line_is_read_whole_and_keeps_its_location() -> None:
+    long = "a" * (1 << 20) + " blood"
     data = f"short\n{long}\nafter\n".encode()
     recs = records(read_bytes(data, "txt"))
     assert [r.line for r in recs] == [1, 2, 3]
-    big = recs[1]
-    assert big.truncated and len(big.text) == MAX_PROMPT_CHARS
-    assert not recs[0].truncated and not recs[2].truncated
+    assert recs[1].text == long  # nothing cut: the detectors judge all of it
 
 
-def test_make_record_truncates_only_over_the_limit() -> None:
-    assert not make_record("x" * MAX_PROMPT_CHARS, "s", 1).truncated
-    rec = make_record("x" * (MAX_PROMPT_CHARS + 1), "s", 7)
-    assert rec.truncated and len(rec.text) == MAX_PROMPT_CHARS and rec.line == 7
+def test_make_record_never_cuts() -> None:
+    assert make_record("x" * 100_000, "s", 7).text == "x" * 100_000
 
 
 @pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
@@ -371,3 +367,211 @@ def test_txt_round_trip(lines: list[str], newline: str) -> None:
         if line.strip() and not line.strip().startswith("#")
     ]
     assert [(r.text, r.line) for r in got] == expected
+
+
+# --- hostile inputs: nothing passes unseen ------------------------------------------------------
+
+
+def test_csv_unterminated_quote_to_end_of_file_names_its_line_and_rows_after_are_read() -> None:
+    data = b'prompt\na cat\n"unterminated, here\nnaked woman\nthird\n'
+    items = read_bytes(data, "csv")
+    (issue,) = issues(items)
+    assert issue.line == 3 and "unterminated quote" in issue.message
+    assert "end of file" in issue.message
+    # every row after the opening line is read on its own: none merged into another
+    assert [(r.text, r.line) for r in records(items)] == [
+        ("a cat", 2),
+        ("naked woman", 4),
+        ("third", 5),
+    ]
+
+
+def test_csv_unterminated_quote_past_the_line_limit() -> None:
+    rows = "".join(f"row {i}\n" for i in range(MAX_RECORD_LINES + 5))
+    data = f'prompt\n"open\n{rows}"closed later"\n'.encode()
+    items = read_bytes(data, "csv")
+    first = issues(items)[0]
+    assert first.line == 2 and f"{MAX_RECORD_LINES:,} lines" in first.message
+    texts = [r.text for r in records(items)]
+    assert "row 0" in texts and f"row {MAX_RECORD_LINES + 4}" in texts
+
+
+def test_csv_stray_quote_never_merges_rows_silently() -> None:
+    # the quote opened on line 2 is "closed" by the quote in line 4: a strict reader refuses it
+    data = b'prompt\n"a cat\nnaked woman\nhe said "hi" there\nlast\n'
+    items = read_bytes(data, "csv")
+    assert issues(items) and issues(items)[0].line == 2
+    texts = [r.text for r in records(items)]
+    assert "naked woman" in texts and "last" in texts
+
+
+def test_csv_empty_prompt_cell_falls_back_to_text_or_is_an_issue() -> None:
+    data = b'prompt,text,id\n"","a naked woman",1\n"","",2\nfine,,3\n,,\n'
+    items = read_bytes(data, "csv")
+    assert [(r.text, r.line) for r in records(items)] == [("a naked woman", 2), ("fine", 4)]
+    (issue,) = issues(items)
+    assert issue.line == 3 and "empty 'prompt/text' cell" in issue.message
+    # with --column the named column is the one read; its empty cell is an issue
+    items = read_bytes(data, "csv", column="prompt")
+    assert [r.line for r in records(items)] == [4]
+    assert [i.line for i in issues(items)] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b'{"prompt": "", "text": "a naked woman"}', "a naked woman"),
+        (b'{"prompt": "   ", "caption": "gore"}', "gore"),
+    ],
+)
+def test_jsonl_empty_prompt_falls_back_to_the_next_field(line: bytes, expected: str) -> None:
+    (rec,) = read_bytes(line + b"\n", "jsonl")
+    assert isinstance(rec, Record) and rec.text == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [(b'{"prompt": "", "text": ""}', None), (b'{"prompt": " "}', None), (b'{"d": ""}', "d")],
+)
+def test_jsonl_all_empty_fields_are_an_issue(line: bytes, field: str | None) -> None:
+    (issue,) = read_bytes(line + b"\n", "jsonl", field=field)
+    assert isinstance(issue, InputIssue) and issue.line == 1 and "is empty" in issue.message
+
+
+def test_symlinked_folders_are_followed_once(tmp_path: Path) -> None:
+    root = tmp_path / "prompts"
+    write(tmp_path / "elsewhere" / "x.txt", "a naked woman\n")
+    write(root / "a.txt", "a cat\n")
+    root.joinpath("linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    root.joinpath("loop").symlink_to(root, target_is_directory=True)  # back to the root
+    items = list(iter_inputs([str(root)]))
+    assert [(Path(r.source).relative_to(root).as_posix(), r.text) for r in records(items)] == [
+        ("a.txt", "a cat"),
+        ("linked/x.txt", "a naked woman"),
+    ]
+    assert not issues(items)
+
+
+def test_broken_link_and_special_files_in_folders_are_issues(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "d"
+    write(root / "a.txt", "a cat\n")
+    root.joinpath("gone.txt").symlink_to(tmp_path / "missing.txt")
+    os.mkfifo(root / "pipe.txt")
+    found = list(expand_paths([str(root)]))
+    problems = {Path(i.source).name: i.message for i in found if isinstance(i, InputIssue)}
+    assert problems == {
+        "gone.txt": "broken symbolic link; not scanned",
+        "pipe.txt": "not a regular file; not scanned",
+    }
+    assert [Path(f[0]).name for f in found if not isinstance(f, InputIssue)] == ["a.txt"]
+
+
+def test_unreadable_sub_folder_is_an_issue_and_the_rest_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    root = tmp_path / "d"
+    write(root / "a.txt", "a cat\n")
+    write(root / "locked" / "b.txt", "gore\n")
+    write(root / "z.txt", "a dog\n")
+    real_scandir = os.scandir
+
+    def scandir(path):  # tests run as root too, where chmod 000 does not lock anyone out
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = list(iter_inputs([str(root)]))
+    assert [r.text for r in records(items)] == ["a cat", "a dog"]
+    (issue,) = issues(items)
+    assert issue.source.endswith("locked") and issue.message == (
+        "cannot read directory (Permission denied)"
+    )
+
+
+_CELL = st.text(
+    st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp"), exclude_characters='\ufeff"'),
+    min_size=1,
+    max_size=20,
+).filter(lambda s: s.strip() and s.strip().lower() not in DEFAULT_COLUMNS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cells=st.lists(_CELL, min_size=1, max_size=12),
+    broken=st.integers(0, 11),
+    fmt=st.sampled_from(["txt", "csv", "jsonl"]),
+)
+def test_readers_never_drop_a_non_empty_line_silently(
+    cells: list[str], broken: int, fmt: str
+) -> None:
+    """Every non-blank line yields a record or an issue naming it; in csv, an unterminated
+    quote on one row is an issue on that row and every other row is still read."""
+    broken = broken % len(cells)
+    if fmt == "txt":
+        lines = [c.replace("#", "x") for c in cells]
+        data = "\n".join(lines)
+    elif fmt == "jsonl":
+        lines = [json.dumps({"prompt": c}) if i != broken else c for i, c in enumerate(cells)]
+        data = "\n".join(lines)
+    else:
+        lines = ["prompt"] + [
+            f'"{c}' if i == broken else f'"{c}"' for i, c in enumerate(cells)
+        ]  # one quote left open
+        data = "\n".join(lines)
+    items = read_bytes(data.encode("utf-8") + b"\n", fmt)
+    covered = {item.line for item in items}
+    first = 2 if fmt == "csv" else 1
+    assert covered >= set(range(first, first + len(cells)))
+    if fmt == "csv":  # the open quote is an issue on its own row, whatever closes it later
+        assert issues(items)[0].line == broken + 2
+        assert {r.line for r in records(items)} >= set(range(broken + 3, len(cells) + 2))
+
+
+def test_path_that_cannot_be_looked_up_is_an_issue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = write(tmp_path / "a.txt", "a cat\n")
+    locked = tmp_path / "locked" / "x.txt"
+    real_stat = Path.stat
+
+    def stat(self, **kwargs):  # as root, a folder without x permission does not stop lookups
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    items = list(iter_inputs([str(locked), str(good)]))
+    assert isinstance(items[0], InputIssue)
+    assert items[0].message == "cannot read (Permission denied)"
+    assert [r.text for r in records(items)] == ["a cat"]
+
+
+def test_deeply_nested_folders_do_not_exhaust_the_recursion_limit(tmp_path: Path) -> None:
+    import inspect
+    import os
+    import sys
+
+    depth = 300  # deeper than the recursion limit set below; shallow enough for rmtree later
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(depth):  # one level at a time, relative to the last (no long paths)
+            os.mkdir("a", dir_fd=fd)
+            fd, old = os.open("a", os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+        with open(os.open("p.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "w") as fh:
+            fh.write("gore\n")
+    finally:
+        os.close(fd)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 100)
+    try:
+        (found,) = expand_paths([str(tmp_path / "a")])
+    finally:
+        sys.setrecursionlimit(limit)
+    assert not isinstance(found, InputIssue)
+    assert found[0] == str(tmp_path) + "/a" * depth + "/p.txt"

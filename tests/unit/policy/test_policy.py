@@ -113,6 +113,8 @@ def test_non_utf8_policy(tmp_path: Path) -> None:
         ({"version": 1.0}, "version", "expected 1, got 1.0"),
         ({"description": ""}, "description", "expected a non-empty string"),
         ({"model": 3}, "model", "expected a non-empty string, got a number"),
+        ({"long_prompt": "cut"}, "long_prompt", "expected one of scan, warn, block, got 'cut'"),
+        ({"long_prompt": True}, "long_prompt", "expected one of scan, warn, block, got True"),
         ({"detectors": "rules"}, "detectors", "expected a list of strings, got a string"),
         ({"detectors": []}, "detectors", "expected at least one detector"),
         (

@@ -79,6 +79,7 @@ def test_sections_override_key_by_key_through_extends() -> None:
         ),
         ({"generation": [1]}, "generation: expected a mapping"),
         ({"video": {"frames": 0}}, "video.frames: expected an integer from 1"),
+        ({"video": {"frames": "unchecked"}}, "expected a number of frames or unchecked_ok"),
         ({"video": {"aggregate": "mean"}}, "expected one of max, vote"),
         ({"video": {"vote_fraction": -0.1}}, "video.vote_fraction: expected a number"),
         ({"video": {"fps": 0}}, "video.fps: expected a number"),
@@ -96,7 +97,9 @@ _SECTION_VALUES = st.one_of(
     st.booleans(),
     st.integers(-2, 30),
     st.floats(-1, 2, allow_nan=False),
-    st.sampled_from(["threshold", "vote", "stop", "discard", "max", "", "builtin:x"]),
+    st.sampled_from(
+        ["threshold", "vote", "stop", "discard", "max", "", "builtin:x", "unchecked_ok"]
+    ),
     st.lists(st.integers(-1, 12), max_size=5),
     st.dictionaries(st.sampled_from([*CATEGORY_IDS, "x"]), st.floats(-1, 2), max_size=3),
 )
@@ -126,6 +129,7 @@ def test_sections_accept_well_typed_values_and_reject_the_rest_cleanly(
         assert 1 <= gen.vote_required <= len(gen.check_steps)
     assert policy.video.frames >= 1 and policy.video.aggregate in ("max", "vote")
     assert 0 <= policy.video.vote_fraction <= 1
+    assert policy.video.unchecked_ok == (video.get("frames") == "unchecked_ok")
 
 
 # --- the stop rule -----------------------------------------------------------------------------
@@ -187,3 +191,10 @@ def test_schedule_and_collection_mismatches_are_clear_errors() -> None:
     r.check_schedule(20)
     with pytest.raises(VgateError, match="check step\\(s\\) 20 were not collected"):
         first_stop(r, [1, 2, 3], np.zeros((3, 5), np.float32))
+
+
+def test_video_frames_unchecked_ok_round_trips() -> None:
+    policy = load({"video": {"frames": "unchecked_ok"}})
+    assert policy.video.unchecked_ok and policy.video.frames == VideoPolicy().frames
+    assert policy.video.to_dict()["frames"] == "unchecked_ok"
+    assert not load({"video": {"frames": 8}}).video.unchecked_ok

@@ -1,0 +1,1 @@
+"""Text normalisation shared by the detectors (see ``vgate.text.normalize``)."""
