@@ -294,8 +294,10 @@ class VideoScanner:
             extra = {} if verdicts else {0: reader.notes}
             verdicts.extend(gate.judge(records, extra))
         if item.source != str(item.path):  # the name spells out bytes that are not UTF-8
-            for found in (*(v.record for v in verdicts), *issues):
-                found.path = str(item.path)
+            for verdict in verdicts:
+                verdict.record.path = str(item.path)
+            for issue in issues:
+                issue.path = str(item.path)
         opened = bool(verdicts) or all(i.message == UNCHECKED_FRAMES for i in issues)
         return verdicts, issues, opened
 

@@ -53,7 +53,7 @@ class RulesDetector:
         for cid in CATEGORY_IDS:
             cp = policy.categories[cid]
             terms = terms_regex(cp.terms)
-            patterns = [UserPattern(p) for p in cp.patterns]  # RE2: linear time
+            patterns: list[re.Pattern[str] | UserPattern] = [UserPattern(p) for p in cp.patterns]
             self._matchers.append([terms, *patterns] if terms else patterns)
         self._allow = terms_regex(policy.allow_phrases)
 
