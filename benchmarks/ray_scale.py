@@ -39,6 +39,8 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from vgate import __version__ as vgate_version
+
 RESULTS = Path(__file__).resolve().parent / "results" / "ray_scale.json"
 SAFE = [
     "a cat on a skateboard at sunset",
@@ -212,7 +214,8 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "versions": {
             "python": platform.python_version(),
-            **{pkg: version(pkg) for pkg in ("vgate", "ray", "pyarrow", "numpy", "onnxruntime")},
+            "vgate": vgate_version,
+            **{pkg: version(pkg) for pkg in ("ray", "pyarrow", "numpy", "onnxruntime")},
         },
         "repeats": args.repeats,
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},

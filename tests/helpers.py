@@ -1,4 +1,5 @@
-"""Shared test helpers: run the CLI as a real subprocess, write files, validate SARIF.
+"""Shared test helpers: run the CLI as a real subprocess, write files, validate SARIF and JUnit,
+parse GitHub workflow commands.
 
 The in-process CLI fixture ``vgate_main`` is in ``conftest.py``; tiny video/ONNX fixtures are in
 ``videokit.py``, tiny diffusers pipelines and latent collections in ``lvdkit.py``.
@@ -9,18 +10,22 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
+import xmlschema
 
 from vgate.resources import shipped_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+JUNIT_SCHEMA = Path(__file__).parent / "data" / "junit.xsd"
 MODEL_FILE = shipped_dir("models") / "prompt-minilm" / "model.onnx"
 
 
@@ -83,3 +88,50 @@ def _sarif_validator() -> jsonschema.Draft4Validator:
 def validate_sarif(log: dict) -> None:
     """Validate against the official SARIF 2.1.0 schema (shipped in tests/data)."""
     _sarif_validator().validate(log)
+
+
+@functools.cache
+def junit_schema() -> xmlschema.XMLSchema:
+    return xmlschema.XMLSchema(JUNIT_SCHEMA)
+
+
+def validate_junit(xml: str) -> ET.Element:
+    """Validate against the JUnit XSD and check each suite's counts against its test cases."""
+    junit_schema().validate(xml)
+    root = ET.fromstring(xml)
+    for suite in root.iter("testsuite"):
+        cases = suite.findall("testcase")
+        assert int(suite.get("tests")) == len(cases)
+        for kind, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+            assert int(suite.get(attr)) == sum(case.find(kind) is not None for case in cases)
+    return root
+
+
+_DATA_ESCAPES = {"%0D": "\r", "%0A": "\n", "%25": "%"}
+_PROPERTY_ESCAPES = {"%0D": "\r", "%0A": "\n", "%3A": ":", "%2C": ",", "%25": "%"}
+
+
+def _unescape(value: str, escapes: dict[str, str]) -> str:
+    return re.sub("|".join(escapes), lambda m: escapes[m.group()], value)
+
+
+def parse_workflow_command(line: str) -> tuple[str, dict[str, str], str]:
+    """(command, properties, message) of ``::command k=v,k=v::message`` as the Actions runner
+    reads it: the command ends at the first space or ``::``, properties are split at ``,`` and
+    at the first ``=``, and the message is everything after the first ``::`` that follows."""
+    assert line.startswith("::"), line
+    end = line.index("::", 2)
+    head, message = line[2:end], line[end + 2 :]
+    command, _, props = head.partition(" ")
+    properties = {}
+    for pair in filter(None, props.split(",")):
+        key, sep, value = pair.partition("=")
+        assert sep, f"property without '=': {pair!r}"
+        properties[key] = _unescape(value, _PROPERTY_ESCAPES)
+    assert "\r" not in line and "\n" not in line
+    return command, properties, _unescape(message, _DATA_ESCAPES)
+
+
+def annotations(out: str) -> list[tuple[str, dict[str, str], str]]:
+    assert out.endswith("\n")
+    return [parse_workflow_command(line) for line in out[:-1].split("\n")]

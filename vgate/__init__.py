@@ -18,6 +18,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+DISTRIBUTION = "vgate-cli"
+"""The name vgate is installed by (``pip install vgate-cli``); the command and package are vgate."""
+HOMEPAGE = "https://github.com/vgate-cli/vgate"
+"""The project's repository: SARIF ``informationUri`` and the Action's ``uses:``."""
 
 if TYPE_CHECKING:
     from vgate.categories import CATEGORY_IDS

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from vgate import DISTRIBUTION
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
@@ -35,7 +37,7 @@ class MissingExtraError(VgateError):
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
             f"this command needs the '{module}' package; "
-            f"install it with: pip install 'vgate[{extra}]'"
+            f"install it with: pip install '{DISTRIBUTION}[{extra}]'"
         )
 
 

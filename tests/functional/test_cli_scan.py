@@ -355,7 +355,7 @@ def test_policy_errors_stop_the_scan(
     ("args", "expected"),
     [
         (("-d", "vision"), "unknown detector vision; expected rules, model, all"),
-        (("-f", "xml"), "--format must be one of table, json, jsonl, sarif, got 'xml'"),
+        (("-f", "xml"), "--format must be one of table, json, jsonl, sarif, github, junit, gitlab"),
         (("--fail-on", "error"), "--fail-on must be one of block, warn, never, got 'error'"),
         (("--input-format", "tsv"), "--input-format must be one of auto, txt, csv, jsonl"),
         (("-p", "nonexistent"), "unknown policy 'nonexistent'"),
@@ -403,7 +403,7 @@ def test_policy_show_round_trips(vgate_main, tmp_path: Path, name: str) -> None:
         )
     result = vgate_main("policy", "show", name)
     assert result.code == 0
-    assert result.stdout.startswith(f"# resolved policy: {name}\n")
+    assert result.stdout.startswith(f"# resolved policy: {name} (from --policy)\n")
     shown = write(tmp_path / "shown.yaml", result.stdout)
     reloaded, original = load_policy(shown), load_policy(name)
     assert dataclasses.replace(reloaded, name="") == dataclasses.replace(original, name="")

@@ -59,7 +59,7 @@ def test_guarded_generate_blocks_an_unsafe_prompt_before_loading_the_model(
         "--guarded",
         "--probe",
         str(tmp_path / "no-such-probe"),  # not loaded either
-        "--out",
+        "--video",
         str(out),
         "--format",
         "json",

@@ -83,7 +83,7 @@ def test_collect_writes_shards_and_resumes(vgate_main, lifecycle: dict[str, Path
     args = ["probe", "collect", "--model", str(lifecycle["model"]), "--prompts"]
     copy = lifecycle["root"] / "resumed"
     shutil.copytree(lifecycle["collection"], copy)
-    result = vgate_main(*args, str(lifecycle["prompts"]), "--steps", "1-3", "--out", str(copy),
+    result = vgate_main(*args, str(lifecycle["prompts"]), "--steps", "1-3", "--out-dir", str(copy),
                         *SIZE)  # fmt: skip
     assert result.code == 0, result.stderr
     assert "collected 2 prompts (6 already stored)" in result.stderr
@@ -91,7 +91,7 @@ def test_collect_writes_shards_and_resumes(vgate_main, lifecycle: dict[str, Path
     assert len(resumed) == 8
     np.testing.assert_array_equal(resumed.x0[:6], data.x0)  # the stored shards are untouched
     # other settings in the same directory are refused
-    result = vgate_main(*args, str(lifecycle["prompts"]), "--steps", "1-4", "--out", str(copy),
+    result = vgate_main(*args, str(lifecycle["prompts"]), "--steps", "1-4", "--out-dir", str(copy),
                         *SIZE)  # fmt: skip
     assert result.code == 2 and "holds a collection with other settings" in result.stderr
 
@@ -99,7 +99,7 @@ def test_collect_writes_shards_and_resumes(vgate_main, lifecycle: dict[str, Path
 def test_train_and_eval_from_the_cli(vgate_main, lifecycle: dict[str, Path]) -> None:
     root = lifecycle["root"]
     probe = root / "probe-cli"
-    result = vgate_main("probe", "train", str(lifecycle["collection"]), "--out", str(probe),
+    result = vgate_main("probe", "train", str(lifecycle["collection"]), "--out-dir", str(probe),
                         "--mode", "per-step", "--epochs", "1", "--width", "8", "--threads", "1",
                         "--no-progress")  # fmt: skip
     assert result.code == 0, result.stderr
@@ -121,7 +121,7 @@ def run_generate(vgate_main, lifecycle: dict[str, Path], *extra: str, **generati
     result = vgate_main(
         "generate", "a man walking a dog", "--model", str(lifecycle["model"]), "--guarded",
         "--probe", str(lifecycle["probe"]), "--policy",
-        str(policy_file(lifecycle["root"], **generation)), "--out", str(out), "--format", "json",
+        str(policy_file(lifecycle["root"], **generation)), "--video", str(out), "--format", "json",
         "--steps", "10", *SIZE, *extra,
     )  # fmt: skip
     return result, out
@@ -188,7 +188,7 @@ def test_plain_generation_runs_every_step(vgate_main, lifecycle: dict[str, Path]
         "--plain",
         "--steps",
         "5",
-        "--out",
+        "--video",
         str(out),
         "--format",
         "json",
@@ -241,7 +241,7 @@ def test_output_gate_checks_frames_before_writing(
         out = tmp_path / f"out-{threshold}.mp4"
         result = vgate_main(
             "generate", "a man walking a dog", "--model", str(lifecycle["model"]), "--guarded",
-            "--probe", str(lifecycle["probe"]), "--policy", str(policy), "--out", str(out),
+            "--probe", str(lifecycle["probe"]), "--policy", str(policy), "--video", str(out),
             "--format", "json", "--steps", "4", *SIZE, *frame_args,
         )  # fmt: skip
         assert result.code == code, result.stderr

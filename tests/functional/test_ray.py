@@ -135,10 +135,10 @@ def test_without_ray_the_message_names_the_extra(tmp_path: Path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "API: this command needs the 'ray' package" in proc.stdout
-    assert "pip install 'vgate[ray]'" in proc.stdout
+    assert "pip install 'vgate-cli[ray]'" in proc.stdout
     assert proc.stderr.strip() == (
         "vgate: error: this command needs the 'ray' package; install it with: "
-        "pip install 'vgate[ray]'"
+        "pip install 'vgate-cli[ray]'"
     )
     assert issubclass(MissingExtraError, VgateError)
 

@@ -278,7 +278,7 @@ def test_missing_pyav_is_said_once_and_prompts_still_scan(
     prompts.write_text("gore\n", encoding="utf-8")
     result, report = scan(vgate_main, media["red"], str(prompts), media["clean"])
     messages = [e["message"] for e in report["summary"]["errors"]]
-    assert "pip install 'vgate[video]'" in messages[0]
+    assert "pip install 'vgate-cli[video]'" in messages[0]
     assert messages[1] == "not scanned: the 'av' package is missing"
     assert result.code == 1 and report["summary"]["scanned"] == 1
 

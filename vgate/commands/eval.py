@@ -52,8 +52,10 @@ def evaluate_file(data: Path, detector: Detector, thresholds: dict[str, float]) 
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
-    """Write the report as indented JSON."""
-    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    """Write the report as indented JSON (atomically)."""
+    from vgate.reports.output import write_text_report
+
+    write_text_report(path, json.dumps(report, indent=2) + "\n")
 
 
 def render_report(report: dict[str, Any]) -> list[Any]:
@@ -121,7 +123,10 @@ def run_eval(
 ) -> dict[str, Any]:
     """``vgate eval``: score ``data`` through the policy's gate, print tables, write JSON."""
     from vgate.core.gate import Gate
+    from vgate.reports.output import refuse_inputs
 
+    if output is not None:
+        refuse_inputs([output], [p for p in (data, policy, model) if p and Path(p).exists()])
     gate = Gate(policy, detectors=detectors, model=model)
     thresholds = {c: float(gate.policy.categories[c].threshold) for c in CATEGORY_IDS}
     report = evaluate_file(data, GateDetector(gate), thresholds)

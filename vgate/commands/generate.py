@@ -40,7 +40,8 @@ from vgate.errors import VgateError
 from vgate.inputs.prompts import printable
 from vgate.lvd.guard import GuardRule, GuardState
 from vgate.policy import Policy, load_policy
-from vgate.reports import FORMATS, make_reporter
+from vgate.reports import FORMATS
+from vgate.reports.output import ReportTarget, open_reports, refuse_inputs
 from vgate.terminal import terminal_safe
 
 DEFAULT_OUT = Path("vgate-video.mp4")
@@ -248,54 +249,52 @@ def _validate(o: GenerateOptions) -> None:
         raise VgateError(f"--steps must be at least 1, got {o.steps}")
 
 
+def _check_outputs(o: GenerateOptions) -> None:
+    """The report must not be the video, the policy, the probe or the frame model."""
+    outputs = [o.out] + ([o.report] if o.report is not None else [])
+    inputs = [p for p in (o.policy, o.probe, o.frame_model, o.labels) if p and Path(p).exists()]
+    refuse_inputs(outputs, inputs)
+
+
 def generate_command(o: GenerateOptions) -> int:
     """Run ``vgate generate`` and report like ``vgate scan``; returns the exit code."""
     _validate(o)
+    _check_outputs(o)
     policy = load_policy(o.policy)
-    outcome = generate(o, policy)
-    verdict = outcome.verdict
-    verdict.properties["generation"] = {
-        "guarded": o.guarded,
-        "model": o.model,
-        "stopped_by": outcome.stage,
-        "steps_total": o.steps,
-        "steps_run": outcome.steps_run,
-        "steps_saved": o.steps - outcome.steps_run,
-        "denoiser_calls": outcome.denoiser_calls,
-        "video": str(outcome.video) if outcome.video else None,
-        "seconds": round(outcome.seconds, 3),
-    }
-    summary = ScanSummary(seconds=outcome.seconds)
-    summary.add(verdict)
-    meta = ScanMeta(
-        policy=o.policy,
-        detectors=["rules", "model", "probe"] if o.guarded else [],
-        command_line=["vgate", *(printable(arg) for arg in sys.argv[1:])],
-        start_time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        fail_on=o.fail_on,
-        working_directory=str(Path.cwd()),
-    )
-    _write_report(o, meta, verdict, summary)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The report file is opened (as a temporary file) before the long run, so that a path that
+    # cannot be written fails at once; it replaces the previous report only at the end.
+    with open_reports([ReportTarget(o.output_format, o.report)], show_all=True) as reporter:
+        outcome = generate(o, policy)
+        verdict = outcome.verdict
+        verdict.properties["generation"] = {
+            "guarded": o.guarded,
+            "model": o.model,
+            "stopped_by": outcome.stage,
+            "steps_total": o.steps,
+            "steps_run": outcome.steps_run,
+            "steps_saved": o.steps - outcome.steps_run,
+            "denoiser_calls": outcome.denoiser_calls,
+            "video": str(outcome.video) if outcome.video else None,
+            "seconds": round(outcome.seconds, 3),
+        }
+        summary = ScanSummary(seconds=outcome.seconds)
+        summary.add(verdict)
+        reporter.start(
+            ScanMeta(
+                policy=o.policy,
+                detectors=["rules", "model", "probe"] if o.guarded else [],
+                command_line=["vgate", *(printable(arg) for arg in sys.argv[1:])],
+                start_time_utc=started,
+                fail_on=o.fail_on,
+                working_directory=str(Path.cwd()),
+            )
+        )
+        reporter.add(verdict)
+        reporter.finish(summary)
     if not o.quiet:
         print(terminal_safe(_summary_line(o, outcome)), file=sys.stderr)
     return exit_code(summary, o.fail_on)
-
-
-def _write_report(o: GenerateOptions, meta: ScanMeta, verdict: Verdict, summary: Any) -> None:
-    stream = sys.stdout
-    if o.report is not None:
-        try:
-            stream = o.report.open("w", encoding="utf-8", newline="\n")
-        except OSError as exc:
-            raise VgateError(f"{o.report}: cannot write report ({exc.strerror or exc})") from None
-    try:
-        reporter = make_reporter(o.output_format, stream, show_all=True)
-        reporter.start(meta)
-        reporter.add(verdict)
-        reporter.finish(summary)
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
 
 
 def _summary_line(o: GenerateOptions, outcome: Outcome) -> str:

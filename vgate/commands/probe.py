@@ -25,6 +25,7 @@ from vgate.lvd.guard import GuardRule
 from vgate.lvd.shards import LatentSet, read_latents
 from vgate.lvd.train import train_probe
 from vgate.metrics import category_f1, format_metric, unsafe_metrics
+from vgate.reports.output import atomic_write, refuse_inputs, write_text_report
 
 
 def print_train_report(report: dict[str, Any]) -> None:
@@ -111,6 +112,8 @@ def evaluate_probe(
     if split not in SPLITS:
         raise VgateError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     directory = Path(directory)
+    outputs = [path for path in (output, plot) if path is not None]
+    refuse_inputs(outputs, [p for p in (directory, probe, policy) if Path(p).exists()])
     pol = load_policy(policy)
     runtime = ProbeRuntime(probe, device=device, threads=threads)
     data = read_latents(directory)
@@ -175,17 +178,10 @@ def evaluate_probe(
     if show:
         print_eval_report(report)
     if output is not None:
-        _write(output, json.dumps(report, indent=2) + "\n")
+        write_text_report(output, json.dumps(report, indent=2) + "\n")
     if plot is not None:
         plot_accuracy(report, Path(plot))
     return report
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise VgateError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def plot_accuracy(report: dict[str, Any], path: Path) -> None:
@@ -220,9 +216,8 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     try:
-        fig.savefig(path)
-    except OSError as exc:
-        raise VgateError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
+        with atomic_write(path, binary=True) as stream:
+            fig.savefig(stream, format=Path(path).suffix.lstrip(".").lower() or "png")
     finally:
         plt.close(fig)
 

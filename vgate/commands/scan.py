@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from vgate.core.findings import InputIssue, ScanMeta, ScanSummary
 from vgate.core.gate import Gate
@@ -27,14 +29,19 @@ from vgate.inputs import (
     text_records,
 )
 from vgate.inputs.prompts import printable
+from vgate.inputs.selection import FileSelection, GlobSet, changed_files, read_ignore_file
 from vgate.inputs.video import MAX_SAMPLES
+from vgate.policy.discovery import IGNORE_FILE, choose_policy, find_ignore_file
 from vgate.policy.sections import MAX_TIME_BUDGET
 from vgate.progress import progress_bar
-from vgate.reports import FORMATS, make_reporter
+from vgate.reports import FORMATS
+from vgate.reports.output import ReportTarget, open_reports, parse_report_option, refuse_inputs
+from vgate.reports.table import summary_line as table_summary_line
 from vgate.terminal import terminal_safe
 
 if TYPE_CHECKING:
     from vgate.core.video import VideoScanner
+    from vgate.policy import Policy
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -45,11 +52,21 @@ class ScanOptions:
 
     paths: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-    policy: str = "default"
+    policy: str | None = None
+    """``--policy``; None: the discovered config (``vgate.policy.discovery``), else default."""
+    no_config: bool = False
+    excludes: list[str] = field(default_factory=list)
+    """``--exclude``: gitignore-style globs of files not to read."""
+    diff_base: str | None = None
+    """``--diff-base``: read only files changed against this git ref."""
+    respect_include: bool = False
+    """``--respect-include``: named files too must match the policy's ``files.include``."""
     detectors: str | None = None
     model: str | None = None
     output_format: str = "table"
     output: Path | None = None
+    reports: list[str] = field(default_factory=list)
+    """``--report FORMAT=PATH``: further reports written by the same scan."""
     fail_on: str = "block"
     baseline: Path | None = None
     column: str | None = None
@@ -83,10 +100,6 @@ def _validate(o: ScanOptions) -> None:
     _check_choice("--format", o.output_format, FORMATS)
     _check_choice("--fail-on", o.fail_on, FAIL_ON)
     _check_choice("--input-format", o.input_format, INPUT_FORMATS)
-    if not o.paths and not o.texts:
-        raise VgateError(
-            "nothing to scan: give prompt or video files, directories, - for stdin, or --text"
-        )
     if o.paths.count(STDIN) > 1:
         raise VgateError("- (standard input) can be given only once")
     if STDIN in o.paths and sys.stdin is None:
@@ -104,17 +117,65 @@ def _validate(o: ScanOptions) -> None:
         raise VgateError("--labels needs --frame-model")
 
 
-@contextlib.contextmanager
-def _open_output(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
+def _paths_to_scan(o: ScanOptions, policy: Policy) -> list[str]:
+    """The paths given, else the policy file's folder when its ``files.include`` names files."""
+    if o.paths or o.texts:
+        return o.paths
+    if policy.files.include and policy.files.root is not None:
+        return [os.path.relpath(policy.files.root)]
+    raise VgateError(
+        "nothing to scan: give prompt or video files, directories, - for stdin, or --text "
+        "(or list them under files.include in .vgate.yaml)"
+    )
+
+
+def _selection(o: ScanOptions, policy: Policy) -> FileSelection:
+    """Excludes from --exclude, .vgateignore and the policy; the policy's includes; --diff-base."""
+    select = FileSelection(include_named=o.respect_include)
+    if o.excludes:
+        select.excludes.append(GlobSet.of(Path.cwd(), o.excludes, "--exclude"))
+    ignore_file = None if o.no_config else find_ignore_file()
+    if ignore_file is not None:
+        globs = read_ignore_file(ignore_file)
+        select.excludes.append(GlobSet.of(ignore_file.parent, globs, IGNORE_FILE))
+    root = policy.files.root or Path.cwd()
+    if policy.files.exclude:
+        select.excludes.append(GlobSet.of(root, policy.files.exclude, "files.exclude"))
+    if policy.files.include:
+        select.include = GlobSet.of(root, policy.files.include, "files.include")
+    if o.diff_base is not None:
+        select.changed = changed_files(o.diff_base)
+    return select
+
+
+def _select(found: Iterable[InputFile], select: FileSelection, named: list[str]) -> list[InputFile]:
+    """The expanded inputs that ``select`` keeps (a path given on the command line is named)."""
+    given = {printable(arg) for arg in named}
+    return [
+        item
+        for item in found
+        if isinstance(item, InputIssue)
+        or item[1] is None
+        or select.allows(item[1], named=item[0] in given)
+    ]
+
+
+def report_targets(o: ScanOptions) -> list[ReportTarget]:
+    """The reports of a scan: ``--format``/``--output``, then each ``--report``."""
+    return [ReportTarget(o.output_format, o.output), *map(parse_report_option, o.reports)]
+
+
+def _check_outputs(o: ScanOptions, targets: list[ReportTarget], files: list[InputFile]) -> None:
+    """Refuse a report path that is also an input (or another report), before any is opened."""
+    outputs = [t.path for t in targets if t.path is not None]
+    if not outputs:
         return
-    try:
-        stream = path.open("w", encoding="utf-8", newline="\n")
-    except OSError as exc:
-        raise VgateError(f"{path}: cannot write report ({exc.strerror or exc})") from None
-    with stream:
-        yield stream
+    inputs: list[Path | str | None] = [
+        item[1] for item in files if not isinstance(item, InputIssue)
+    ]
+    others = (o.baseline, o.policy, o.labels, o.frame_model)
+    inputs += [item for item in others if item is not None and Path(item).is_file()]
+    refuse_inputs(outputs, inputs)
 
 
 @contextlib.contextmanager
@@ -179,28 +240,40 @@ def _print_issue(issue: InputIssue) -> None:
 
 
 def summary_line(summary: ScanSummary) -> str:
-    """One line for stderr: counts and time."""
-    return (
-        f"vgate: scanned {summary.scanned_text()}: {summary.blocked:,} blocked, "
-        f"{summary.warned:,} warned, {summary.suppressed:,} suppressed, "
-        f"{summary.error_count:,} input errors in {summary.seconds:.2f} s"
-    )
+    """The table's summary line, for stderr: ``vgate: scanned 3 prompts: ...``."""
+    line = table_summary_line(summary)
+    return f"vgate: {line[0].lower()}{line[1:]}"
 
 
 def scan_command(o: ScanOptions) -> int:
     """Run a scan as the CLI does and return the exit code."""
+    started = time.perf_counter()
+    o = dataclasses.replace(o, policy=choose_policy(o.policy, o.no_config).ref)
     if o.engine != "local" or o.ray_address or o.ray_workers:
         from vgate.commands.scan_ray import scan_ray_command
 
+        if o.excludes or o.diff_base:
+            raise VgateError("--exclude and --diff-base are not available with --engine ray")
         return scan_ray_command(o)
     _validate(o)
+    targets = report_targets(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
+    configured = not o.paths and not o.texts
+    o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
+    select = _selection(o, gate.policy)
+    files = _select(expand_paths(o.paths), select, o.paths)  # the one walk of the input paths
+    _check_outputs(o, targets, files)
+    if configured and not any(not isinstance(i, InputIssue) for i in files):
+        globs = ", ".join(gate.policy.files.include)
+        raise VgateError(
+            f"{o.policy}: files.include ({globs}) matches no prompt or video file; "
+            "give paths or fix the globs"
+        )
     if o.baseline is not None:
         from vgate.core.baseline import load_baseline
 
         gate.baseline = load_baseline(o.baseline)
     gate.warm_up()
-    files = list(expand_paths(o.paths))  # the one walk of the input paths
     videos = _video_scanner(o, gate, files)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
@@ -215,8 +288,7 @@ def scan_command(o: ScanOptions) -> int:
         text_records(o.texts),
         read_inputs(files, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with _open_output(o.output) as stream, _progress(o, files) as on_progress:
-        reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
+    with open_reports(targets, show_all=o.show_all) as reporter, _progress(o, files) as on_progress:
         reporter.start(meta)
         summary = run_scan(
             items,
@@ -225,9 +297,13 @@ def scan_command(o: ScanOptions) -> int:
             on_issue=_print_issue,
             on_progress=on_progress,
             videos=videos,
+            started=started,
         )
     for note in summary.notes:
         print(f"vgate: warning: {terminal_safe(note)}", file=sys.stderr)
+    if not o.quiet:
+        for note in select.notes():
+            print(f"vgate: note: {terminal_safe(note)}", file=sys.stderr)
     if summary.error_count > len(summary.errors):
         hidden = summary.error_count - len(summary.errors)
         print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)

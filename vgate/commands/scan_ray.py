@@ -101,6 +101,8 @@ def check_options(o: Any) -> str:
         raise VgateError("nothing to scan: give parquet, csv or jsonl files, directories or globs")
     if o.baseline is not None:
         raise VgateError("--baseline is not available with --engine ray; use the local engine")
+    if getattr(o, "reports", None):
+        raise VgateError("--report is not available with --engine ray; use the local engine")
     if o.output is None:
         raise VgateError("--engine ray needs --output DIR (a new or empty directory)")
     if o.input_format not in INPUT_FORMATS:

@@ -58,6 +58,7 @@ def run_scan(
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
     videos: VideoScanner | None = None,
+    started: float | None = None,
 ) -> ScanSummary:
     """Scan every record and video, report every verdict in input order, and count them.
 
@@ -67,7 +68,7 @@ def run_scan(
     Call ``reporter.start`` first.
     """
     summary = ScanSummary()
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
 
     def issue(found: InputIssue) -> None:
         if summary.add_error(found) and on_issue:

@@ -17,7 +17,7 @@ import numpy as np
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
 from vgate.errors import ModelError
-from vgate.resources import DEFAULT_MODEL, default_threads, shipped_dir
+from vgate.resources import DEFAULT_MODEL, builtin_models, default_threads, shipped_dir
 
 BUILTIN_PREFIX = "builtin:"
 MODEL_FILES = ("model.onnx", "tokenizer.json", "config.json")
@@ -39,6 +39,9 @@ def resolve_model_dir(ref: str) -> Path:
         name = ref[len(BUILTIN_PREFIX) :]
         if not name or "/" in name or "\\" in name or name in (".", ".."):
             raise ModelError(f"bad model reference {ref!r}: expected builtin:<name> or a path")
+        if name not in builtin_models():
+            known = ", ".join(BUILTIN_PREFIX + n for n in builtin_models())
+            raise ModelError(f"unknown builtin model {ref!r}; the builtin models are {known}")
         return shipped_dir("models") / name
     return Path(ref).expanduser()
 

@@ -1,1 +1,1 @@
-"""Integrations with data-processing engines; each needs its own extra (``vgate[ray]``)."""
+"""Integrations with data-processing engines; each needs its own extra (``vgate-cli[ray]``)."""

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from vgate.core.findings import ScanMeta, ScanSummary
+from vgate.errors import VgateError
 from vgate.reports.json_report import dumps
+from vgate.reports.output import write_text_report
 from vgate.reports.sarif import SarifReporter, utc_now
 
 COUNT_KEYS = ("scanned", "blocked", "warned", "suppressed", "errors")
@@ -77,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if len(args) >= 3 and args[0] == "failed-sarif":
             document = failed_sarif(args[2], args[3:])
-            Path(args[1]).write_text(dumps(document) + "\n", encoding="utf-8")
+            write_text_report(args[1], dumps(document) + "\n")
             return 0
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, VgateError) as exc:
         print(f"vgate.integrations.github_action: error: {exc}", file=sys.stderr)
         return 2
     print(

@@ -16,7 +16,7 @@ actors: each actor unpickles the :class:`~vgate.core.gate.Gate` (which travels w
 sessions) and loads its detectors once. A row whose prompt is null or not a string gets
 ``decision = "error"``, null scores and a message in ``error``; the job goes on.
 
-Needs the ``ray`` extra: ``pip install 'vgate[ray]'``. Importing this module does not import
+Needs the ``ray`` extra: ``pip install 'vgate-cli[ray]'``. Importing this module does not import
 Ray; the functions do.
 """
 

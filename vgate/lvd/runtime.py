@@ -64,7 +64,7 @@ def providers_for(device: str) -> list[str]:
     if kind == "cuda":
         raise VgateError(
             "the probe device is cuda but onnxruntime has no CUDA provider; "
-            "install vgate[gpu] (onnxruntime-gpu)"
+            "install vgate-cli[gpu] (onnxruntime-gpu)"
         )
     return [CPU]
 

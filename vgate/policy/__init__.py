@@ -27,6 +27,7 @@ from vgate.core.findings import (
 )
 from vgate.detectors import DEFAULT_DETECTORS, DETECTORS
 from vgate.errors import PolicyError
+from vgate.policy.discovery import PYPROJECT, read_pyproject_table
 from vgate.policy.patterns import UnsafePattern, UserPattern
 from vgate.policy.schema import (
     check_choice,
@@ -70,6 +71,11 @@ _TOP_KEYS = {
     "scan (nothing more), warn or block",
     "generation": "guarded-generation settings (latent probe)",
     "video": "video frame-check settings",
+    "files": "which files vgate scan reads: include and exclude globs",
+}
+_FILES_KEYS = {
+    "include": "gitignore-style globs: with no path given, scan the files they match",
+    "exclude": "gitignore-style globs of files never scanned",
 }
 _CATEGORY_KEYS = {
     "threshold": "a number from 0 to 1",
@@ -94,6 +100,18 @@ class CategoryPolicy:
 
 
 @dataclass(frozen=True)
+class FileGlobs:
+    """The policy's ``files`` section: globs relative to ``root``, the policy file's folder."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    root: Path | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"include": list(self.include), "exclude": list(self.exclude)}
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated, resolved policy."""
 
@@ -107,6 +125,7 @@ class Policy:
     long_prompt: str = "scan"
     generation: GenerationPolicy = field(default_factory=GenerationPolicy)
     video: VideoPolicy = field(default_factory=VideoPolicy)
+    files: FileGlobs = field(default_factory=lambda: FileGlobs())
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -133,6 +152,7 @@ class Policy:
             "long_prompt": self.long_prompt,
             "generation": self.generation.to_dict(),
             "video": self.video.to_dict(),
+            "files": self.files.to_dict(),
         }
 
     def decide(
@@ -193,7 +213,9 @@ def shipped_policies() -> list[str]:
 def load_policy(ref: str | Path) -> Policy:
     """Load and validate a policy by shipped name (``default``) or by path."""
     data, name = _load_resolved(str(ref), depth=0, seen=())
-    return _build(data, name)
+    path, _ = _resolve_path(str(ref))
+    root = None if path.parent == shipped_dir("policies") else path.resolve().parent
+    return _build(data, name, root)
 
 
 def _resolve_path(ref: str) -> tuple[Path, str]:
@@ -231,6 +253,11 @@ def _load_resolved(ref: str, depth: int, seen: tuple[Path, ...]) -> tuple[dict[s
 
 
 def _read_yaml(path: Path, name: str) -> dict[str, Any]:
+    if path.name == PYPROJECT:
+        table = read_pyproject_table(path)
+        if table is None:
+            raise PolicyError(f"{name}: has no [tool.vgate] table")
+        return dict(table)
     data = read_yaml_file(path, name, "policy")
     if not isinstance(data, dict):
         raise PolicyError(f"{name}: expected a mapping at the top level, got {kind(data)}")
@@ -280,6 +307,13 @@ def _validate(data: dict[str, Any], name: str) -> None:
         validate_generation(name, data["generation"])
     if "video" in data:
         validate_video(name, data["video"])
+    if "files" in data:
+        files = data["files"]
+        if not isinstance(files, dict):
+            raise fail(name, "files", f"expected a mapping, got {kind(files)}")
+        check_keys(name, "files", files, _FILES_KEYS)
+        for key in files:
+            check_str_list(name, f"files.{key}", files[key])
 
 
 def _validate_category(name: str, prefix: str, value: object) -> None:
@@ -310,7 +344,7 @@ def _validate_category(name: str, prefix: str, value: object) -> None:
             ) from None
 
 
-def _build(data: dict[str, Any], name: str) -> Policy:
+def _build(data: dict[str, Any], name: str, root: Path | None = None) -> Policy:
     categories = {}
     for cid in CATEGORY_IDS:
         settings = data.get("categories", {}).get(cid, {})
@@ -332,4 +366,9 @@ def _build(data: dict[str, Any], name: str) -> Policy:
         long_prompt=data.get("long_prompt", "scan"),
         generation=build_generation(name, data.get("generation", {})),
         video=build_video(name, data.get("video", {})),
+        files=FileGlobs(
+            include=tuple(data.get("files", {}).get("include", ())),
+            exclude=tuple(data.get("files", {}).get("exclude", ())),
+            root=root,
+        ),
     )

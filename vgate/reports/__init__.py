@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 from vgate.errors import VgateError
+
+if TYPE_CHECKING:
+    from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 
 
 class Reporter(Protocol):
@@ -53,11 +55,32 @@ def _sarif(stream: TextIO, show_all: bool) -> Reporter:
     return SarifReporter(stream, show_all=show_all)
 
 
+def _github(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.github import GithubReporter
+
+    return GithubReporter(stream, show_all=show_all)
+
+
+def _junit(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.junit import JunitReporter
+
+    return JunitReporter(stream, show_all=show_all)
+
+
+def _gitlab(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.gitlab import GitlabReporter
+
+    return GitlabReporter(stream, show_all=show_all)
+
+
 REPORTERS: dict[str, ReporterFactory] = {
     "table": _table,
     "json": _json,
     "jsonl": _jsonl,
     "sarif": _sarif,
+    "github": _github,
+    "junit": _junit,
+    "gitlab": _gitlab,
 }
 """Report formats by name (``--format``); a format's module is imported only when used."""
 FORMATS: tuple[str, ...] = tuple(REPORTERS)

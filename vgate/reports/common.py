@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import os.path
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vgate import __version__
-from vgate.categories import CATEGORY_IDS
+from vgate.categories import CATEGORIES, CATEGORY_IDS, CATEGORY_INDEX
 from vgate.core.findings import (
     VIDEO_ERROR,
     CategoryHit,
@@ -26,6 +28,9 @@ TOOL = {"name": "vgate", "version": __version__}
 
 REPORT_FORMAT_VERSION = 1
 """Bumped when the JSON item shape changes incompatibly."""
+
+MESSAGE_PROMPT_WIDTH = 200
+"""Prompts are collapsed to one line and shortened to this many characters in messages."""
 
 JSON_TEXT_LIMIT = 500
 """Prompts longer than this are shortened in JSON and JSONL items."""
@@ -191,3 +196,48 @@ def meta_item(meta: ScanMeta) -> dict[str, Any]:
         "fail_on": meta.fail_on,
         "working_directory": meta.working_directory,
     }
+
+
+def is_pseudo_source(source: str) -> bool:
+    """True for sources that are no file: stdin (``-``, ``<stdin>``) and ``<text>``."""
+    return source in ("", "-") or (source.startswith("<") and source.endswith(">"))
+
+
+def pseudo_source(source: str) -> str:
+    """The display name of a pseudo-source (``-`` and an empty source are ``<stdin>``)."""
+    return "<stdin>" if source in ("", "-") else source
+
+
+def relative_source(source: str, working_directory: str = ".") -> tuple[str, bool]:
+    """(path, inside): ``source`` relative to the working directory with forward slashes and
+    True, or its absolute path and False when it lies outside."""
+    path = Path(source)
+    base = Path(working_directory or ".").resolve()
+    absolute = Path(os.path.normpath(path if path.is_absolute() else base / path))
+    try:
+        return absolute.relative_to(base).as_posix(), True
+    except ValueError:
+        return absolute.as_posix(), False
+
+
+def hit_message(verdict: Verdict, hit: CategoryHit) -> str:
+    """One line on one category hit: what, the score against the threshold, the action, and the
+    prompt (shortened). Shared by SARIF, GitHub annotations, JUnit and GitLab."""
+    title = CATEGORIES[CATEGORY_INDEX[hit.category]].title if hit.category in CATEGORY_INDEX else ""
+    name = f"{title} ({hit.category})" if title else hit.category
+    score = f"score {float(hit.score):.2f} >= threshold {float(hit.threshold):.2f}"
+    action = f"action {hit.action}"
+    media = verdict.record.media
+    text = one_line(verdict.record.text, MESSAGE_PROMPT_WIDTH)
+    if media is None:
+        return f'{name}: {score}, {action}. Prompt: "{text}"'
+    if media.part == "frames":
+        when = (
+            f" at {hit.start_s:.2f}-{hit.end_s:.2f} s"
+            if hit.start_s is not None and hit.end_s is not None
+            else ""
+        )
+        count = f" in {hit.frames} of {media.frames} sampled frames" if hit.frames else ""
+        return f"{name} in video frames{when}: {score}{count}, {action}."
+    where = f"{media.part} {span(media)}".strip()
+    return f'{name} in video {where}: {score}, {action}. Text: "{text}"'

@@ -12,15 +12,14 @@ are kept before warnings, and the run's ``properties`` say how many were left ou
 from __future__ import annotations
 
 import functools
-import os.path
+import os
 import shlex
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from vgate import __version__
+from vgate import HOMEPAGE, __version__
 from vgate.categories import CATEGORIES, CATEGORY_INDEX, Category
 from vgate.core.findings import (
     BLOCK,
@@ -34,7 +33,16 @@ from vgate.core.findings import (
     ScanSummary,
     Verdict,
 )
-from vgate.reports.common import number, one_line, score_map, seconds, span, summary_item
+from vgate.reports.common import (
+    hit_message,
+    is_pseudo_source,
+    number,
+    pseudo_source,
+    relative_source,
+    score_map,
+    seconds,
+    summary_item,
+)
 from vgate.reports.json_report import dumps
 
 SARIF_SCHEMA = (
@@ -45,8 +53,6 @@ SRCROOT = "%SRCROOT%"
 MAX_RESULTS = 25_000
 """GitHub code scanning's hard limit of results per run."""
 MESSAGE_PROMPT_WIDTH = 200
-DEFAULT_INFORMATION_URI = "https://pypi.org/project/vgate/"
-"""Used when the installed package metadata names no project URL."""
 
 LEVELS = {BLOCK: "error", WARN: "warning"}
 _LEVEL_RANK = {"error": 0, "warning": 1}
@@ -63,17 +69,8 @@ _SEVERITY = {
 
 
 def information_uri() -> str:
-    """The project's home page from the installed metadata, else ``DEFAULT_INFORMATION_URI``."""
-    try:
-        meta = metadata.metadata("vgate")
-    except metadata.PackageNotFoundError:
-        return DEFAULT_INFORMATION_URI
-    for entry in meta.get_all("Project-URL") or []:
-        _, _, url = entry.partition(",")
-        if url.strip().startswith("https://"):
-            return url.strip()
-    home = next(iter(meta.get_all("Home-page") or []), None)
-    return home if home and home.startswith("https://") else DEFAULT_INFORMATION_URI
+    """The project's home page (``vgate.HOMEPAGE``, also the distribution's Homepage URL)."""
+    return HOMEPAGE
 
 
 def rule(category: Category) -> dict[str, Any]:
@@ -120,19 +117,12 @@ def artifact_uri(source: str, working_directory: str = ".") -> tuple[str, str | 
     surrogates, as ``os.fsdecode`` gives them) names the real file: ``b"\\xff.txt"`` ->
     ``%FF.txt``.
     """
-    if source in ("", "-"):
-        source = "<stdin>"
-    if source.startswith("<") and source.endswith(">"):
-        return quote(source, safe="", errors="backslashreplace"), SRCROOT
-    path = Path(source)
-    base = Path(working_directory or ".").resolve()
-    absolute = path if path.is_absolute() else base / path
-    absolute = Path(os.path.normpath(absolute))
-    try:
-        relative = absolute.relative_to(base)
-    except ValueError:
-        return absolute.as_uri(), None  # as_uri percent-encodes the bytes of the name
-    return quote(os.fsencode(relative.as_posix()), safe="/"), SRCROOT
+    if is_pseudo_source(source):
+        return quote(pseudo_source(source), safe="", errors="backslashreplace"), SRCROOT
+    path, inside = relative_source(source, working_directory)
+    if not inside:
+        return Path(path).as_uri(), None
+    return quote(os.fsencode(path), safe="/"), SRCROOT  # the bytes: a non-UTF-8 name stays real
 
 
 def physical_location(source: str, line: int | None, working_directory: str) -> dict[str, Any]:
@@ -195,15 +185,7 @@ class SarifReporter:
         self, verdict: Verdict, category: str, hit: CategoryHit, level: str, working_directory: str
     ) -> dict[str, Any]:
         record = verdict.record
-        title = CATEGORIES[CATEGORY_INDEX[category]].title
-        if record.media is not None:
-            message = _video_message(verdict, hit, title)
-        else:
-            prompt = one_line(record.text, MESSAGE_PROMPT_WIDTH)
-            message = (
-                f"{title} ({category}): score {float(hit.score):.2f} >= threshold "
-                f'{float(hit.threshold):.2f}, action {hit.action}. Prompt: "{prompt}"'
-            )
+        message = hit_message(verdict, hit)
         result: dict[str, Any] = {
             "ruleId": f"vgate/{category}",
             "ruleIndex": CATEGORY_INDEX[category],
@@ -300,26 +282,6 @@ class SarifReporter:
             "properties": properties,
         }
         return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
-
-
-def _video_message(verdict: Verdict, hit: CategoryHit, title: str) -> str:
-    """The message of a result on a video: which part, when, and the score."""
-    media = verdict.record.media
-    assert media is not None
-    score = f"score {float(hit.score):.2f} >= threshold {float(hit.threshold):.2f}"
-    if media.part == "frames":
-        when = (
-            f" at {hit.start_s:.2f}-{hit.end_s:.2f} s"
-            if hit.start_s is not None and hit.end_s is not None
-            else ""
-        )
-        count = f" in {hit.frames} of {media.frames} sampled frames" if hit.frames else ""
-        action = f"action {hit.action}"
-        return f"{title} ({hit.category}) in video frames{when}: {score}{count}, {action}."
-    text = one_line(verdict.record.text, MESSAGE_PROMPT_WIDTH)
-    where = f"{media.part} {span(media)}".strip()
-    action = f"action {hit.action}"
-    return f'{title} ({hit.category}) in video {where}: {score}, {action}. Text: "{text}"'
 
 
 def _video_properties(media: MediaRef, hit: CategoryHit) -> dict[str, Any]:

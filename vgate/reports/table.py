@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TextIO
 
 from rich.console import Console
@@ -16,6 +15,8 @@ from vgate.terminal import terminal_safe
 PROMPT_WIDTH = 50
 """Prompts are collapsed to one line and shortened to this many characters."""
 
+OFF_TERMINAL_WIDTH = 10_000
+"""Console width off a terminal: wide enough that no cell is folded."""
 MAX_ROWS = 10_000
 """Rows kept for the table; further flagged prompts are counted, not shown (use json/jsonl)."""
 
@@ -32,10 +33,11 @@ def _is_terminal(stream: TextIO) -> bool:
 def make_console(stream: TextIO) -> Console:
     """A console on ``stream``: colour only on a terminal (and not with ``NO_COLOR``).
 
-    Off a terminal (CI logs, files) the width is ``$COLUMNS`` or 120.
+    Off a terminal (CI logs, files) no cell is folded to a width: the table is as wide as its
+    cells (prompts are shortened to ``PROMPT_WIDTH`` anyway).
     """
     terminal = _is_terminal(stream)
-    width = None if terminal or os.environ.get("COLUMNS") else 120
+    width = None if terminal else OFF_TERMINAL_WIDTH
     return Console(
         file=stream,
         force_terminal=terminal,
@@ -103,9 +105,15 @@ class TableReporter:
         out.file.flush()
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 error``, ``2 errors``, ``1,000 prompts``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def summary_line(summary: ScanSummary) -> str:
-    """``Scanned N prompts: B blocked, W warned, S suppressed, E errors in T s``."""
+    """``Scanned N prompts: B blocked, W warned, S suppressed, 1 error in T s``."""
     return (
-        f"Scanned {summary.scanned_text()}: {summary.blocked} blocked, {summary.warned} warned, "
-        f"{summary.suppressed} suppressed, {summary.error_count} errors in {summary.seconds:.2f} s"
+        f"Scanned {summary.scanned_text()}: {summary.blocked:,} blocked, {summary.warned:,} "
+        f"warned, {summary.suppressed:,} suppressed, {plural(summary.error_count, 'error')} "
+        f"in {summary.seconds:.2f} s"
     )

@@ -151,7 +151,7 @@ def test_dtypes() -> None:
 
 def test_missing_diffusers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "diffusers", None)
-    with pytest.raises(MissingExtraError, match=r"'diffusers'.*vgate\[generate\]"):
+    with pytest.raises(MissingExtraError, match=r"'diffusers'.*vgate-cli\[generate\]"):
         load_pipeline("whatever", device="cpu")
     with pytest.raises(MissingExtraError):
         build_tiny_pipeline()

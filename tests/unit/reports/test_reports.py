@@ -101,7 +101,7 @@ ERRORS = [InputIssue("prompts/broken.csv", "row 4 has 3 columns, expected 2", 4)
 
 
 def test_formats_and_unknown_format() -> None:
-    assert FORMATS == ("table", "json", "jsonl", "sarif")
+    assert FORMATS == ("table", "json", "jsonl", "sarif", "github", "junit", "gitlab")
     with pytest.raises(VgateError, match="unknown report format"):
         make_reporter("xml", io.StringIO())
 
@@ -378,7 +378,7 @@ def test_table_shows_flagged_rows_errors_and_summary() -> None:
     assert "a cat sleeping" not in out
     assert "walking slowly " * 10 not in out  # long prompts are shortened
     assert "prompts/broken.csv:4: row 4 has 3 columns" in out
-    assert "Scanned 6 prompts: 1 blocked, 3 warned, 1 suppressed, 1 errors in 0.50 s" in out
+    assert "Scanned 6 prompts: 1 blocked, 3 warned, 1 suppressed, 1 error in 0.50 s" in out
 
 
 def test_table_show_all_lists_allowed_and_suppressed() -> None:
