@@ -16,6 +16,7 @@ from typer.core import TyperArgument
 
 from vgate import __version__
 from vgate.errors import EXIT_ERROR, VgateError
+from vgate.terminal import terminal_safe
 
 T = TypeVar("T")
 
@@ -297,6 +298,15 @@ def scan(
             show_default=False,
         ),
     ] = None,
+    video_time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--video-time-budget",
+            help="Videos: seconds of frame checks per video; frames left when it runs out are "
+            "reported as not checked (default: the policy's video.time_budget, no limit).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Scan prompts and videos and report unsafe ones. Exit 0: nothing at or above --fail-on;
     1: findings; 2: usage error, an unreadable prompt input, or no video could be scanned
@@ -331,6 +341,7 @@ def scan(
         fps=fps,
         frame_model=frame_model,
         labels=labels,
+        video_time_budget=video_time_budget,
     )
     raise typer.Exit(scan_command(options))
 
@@ -642,7 +653,8 @@ def probe_collect(
     )
     typer.echo(
         f"vgate: collected {summary.collected} prompts ({summary.skipped} already stored) in "
-        f"{summary.seconds:.1f} s, {summary.denoiser_calls} denoiser calls -> {summary.out}",
+        f"{summary.seconds:.1f} s, {summary.denoiser_calls} denoiser calls -> "
+        f"{terminal_safe(str(summary.out))}",
         err=True,
     )
 
@@ -774,7 +786,7 @@ def main() -> None:
         with guard_std_streams():
             app()
     except VgateError as exc:
-        typer.echo(f"vgate: error: {exc}", err=True)
+        typer.echo(f"vgate: error: {terminal_safe(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("vgate: interrupted", err=True)

@@ -42,6 +42,7 @@ from vgate.lvd.guard import GuardRule, GuardState
 from vgate.policy import Policy, load_policy
 from vgate.reports import FORMATS
 from vgate.reports.output import ReportTarget, open_reports, refuse_inputs
+from vgate.terminal import terminal_safe
 
 DEFAULT_OUT = Path("vgate-video.mp4")
 
@@ -292,7 +293,7 @@ def generate_command(o: GenerateOptions) -> int:
         reporter.add(verdict)
         reporter.finish(summary)
     if not o.quiet:
-        print(_summary_line(o, outcome), file=sys.stderr)
+        print(terminal_safe(_summary_line(o, outcome)), file=sys.stderr)
     return exit_code(summary, o.fail_on)
 
 

@@ -19,15 +19,25 @@ from vgate.core.gate import Gate
 from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import InputFile, count_lines, expand_paths, has_video, read_inputs, text_records
+from vgate.inputs import (
+    STDIN,
+    InputFile,
+    count_lines,
+    expand_paths,
+    has_video,
+    read_inputs,
+    text_records,
+)
 from vgate.inputs.prompts import printable
 from vgate.inputs.selection import FileSelection, GlobSet, changed_files, read_ignore_file
 from vgate.inputs.video import MAX_SAMPLES
 from vgate.policy.discovery import IGNORE_FILE, choose_policy, find_ignore_file
+from vgate.policy.sections import MAX_TIME_BUDGET
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS
 from vgate.reports.output import ReportTarget, open_reports, parse_report_option, refuse_inputs
 from vgate.reports.table import summary_line as table_summary_line
+from vgate.terminal import terminal_safe
 
 if TYPE_CHECKING:
     from vgate.core.video import VideoScanner
@@ -77,6 +87,8 @@ class ScanOptions:
     """``--frame-model``: an ONNX frame classifier (or ``nudenet``)."""
     labels: str | None = None
     """``--labels``: the YAML mapping the frame model's outputs to categories."""
+    video_time_budget: float | None = None
+    """``--video-time-budget``: seconds of frame checks per video (overrides the policy)."""
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -88,12 +100,19 @@ def _validate(o: ScanOptions) -> None:
     _check_choice("--format", o.output_format, FORMATS)
     _check_choice("--fail-on", o.fail_on, FAIL_ON)
     _check_choice("--input-format", o.input_format, INPUT_FORMATS)
+    if o.paths.count(STDIN) > 1:
+        raise VgateError("- (standard input) can be given only once")
+    if STDIN in o.paths and sys.stdin is None:
+        raise VgateError("- reads standard input, but standard input is closed")
     if o.frames is not None and o.fps is not None:
         raise VgateError("give --frames or --fps, not both")
     if o.frames is not None and not 1 <= o.frames <= MAX_SAMPLES:
         raise VgateError(f"--frames must be from 1 to {MAX_SAMPLES:,}, got {o.frames}")
     if o.fps is not None and not 0.001 <= o.fps <= 1000:
         raise VgateError(f"--fps must be from 0.001 to 1000, got {o.fps:g}")
+    budget = o.video_time_budget
+    if budget is not None and not 0.001 <= budget <= MAX_TIME_BUDGET:
+        raise VgateError(f"--video-time-budget must be from 0.001 to {MAX_TIME_BUDGET:g} s")
     if o.labels is not None and o.frame_model is None:
         raise VgateError("--labels needs --frame-model")
 
@@ -204,7 +223,12 @@ def _video_scanner(o: ScanOptions, gate: Gate, files: list[InputFile]) -> VideoS
     from vgate.core.video import FrameChecker, VideoScanner
 
     checker = FrameChecker(
-        gate.policy, frames=o.frames, fps=o.fps, frame_model=o.frame_model, labels=o.labels
+        gate.policy,
+        frames=o.frames,
+        fps=o.fps,
+        frame_model=o.frame_model,
+        labels=o.labels,
+        time_budget=o.video_time_budget,
     )
     scanner = VideoScanner(checker)
     scanner.warm_up()
@@ -212,7 +236,7 @@ def _video_scanner(o: ScanOptions, gate: Gate, files: list[InputFile]) -> VideoS
 
 
 def _print_issue(issue: InputIssue) -> None:
-    print(f"vgate: error: {issue}", file=sys.stderr)
+    print(f"vgate: error: {terminal_safe(str(issue))}", file=sys.stderr)
 
 
 def summary_line(summary: ScanSummary) -> str:
@@ -276,10 +300,10 @@ def scan_command(o: ScanOptions) -> int:
             started=started,
         )
     for note in summary.notes:
-        print(f"vgate: warning: {note}", file=sys.stderr)
+        print(f"vgate: warning: {terminal_safe(note)}", file=sys.stderr)
     if not o.quiet:
         for note in select.notes():
-            print(f"vgate: note: {note}", file=sys.stderr)
+            print(f"vgate: note: {terminal_safe(note)}", file=sys.stderr)
     if summary.error_count > len(summary.errors):
         hidden = summary.error_count - len(summary.errors)
         print(f"vgate: error: ... {hidden:,} more input errors not shown", file=sys.stderr)

@@ -26,6 +26,7 @@ from vgate.core.findings import InputIssue
 from vgate.core.runner import FAIL_ON
 from vgate.errors import VgateError
 from vgate.inputs import walk_files
+from vgate.terminal import terminal_safe
 
 ENGINES = ("local", "ray")
 OUTPUT_FORMATS = ("parquet", "jsonl")
@@ -334,7 +335,8 @@ def write_summary_file(out: str, payload: dict[str, Any]) -> None:
         with fs.open_output_stream(f"{root.rstrip('/')}/{SUMMARY_FILE}") as stream:
             stream.write(json.dumps(payload, indent=2).encode("utf-8") + b"\n")
     except Exception as exc:  # best effort: the scan itself is written
-        print(f"vgate: warning: cannot write {SUMMARY_FILE} ({exc})", file=sys.stderr)
+        line = f"vgate: warning: cannot write {SUMMARY_FILE} ({exc})"
+        print(terminal_safe(line), file=sys.stderr)
 
 
 def summary_lines(summary: Any, out: str, fmt: str, skipped: list[InputIssue]) -> list[str]:
@@ -383,5 +385,5 @@ def scan_ray_command(o: Any) -> int:
     write_summary_file(out, {"engine": "ray", "format": out_fmt, **summary.to_dict()})
     if not o.quiet:
         for line in summary_lines(summary, out, out_fmt, inputs.skipped):
-            print(line, file=sys.stderr)
+            print(terminal_safe(line), file=sys.stderr)
     return exit_code(report, o.fail_on)

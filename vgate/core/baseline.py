@@ -7,15 +7,19 @@ prompt (``vgate.core.findings.fingerprint``), so moving or re-spacing a prompt k
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import FINGERPRINT_KEY
-from vgate.errors import InputError, ReadFailures
+from vgate.errors import InputError
+from vgate.files import MAX_BASELINE_BYTES, UnreadableFile, open_regular
+from vgate.safe_yaml import shown
 
 _WAIVABLE = ("block", "warn")
 
@@ -26,30 +30,56 @@ def load_baseline(path: Path) -> set[Pair]:
     """(category, fingerprint) pairs of the findings in a vgate JSON, JSONL or SARIF report.
 
     The format is detected from the content. Raises ``InputError`` (one line, naming the file)
-    when the file is missing or unreadable, is not JSON, or is not a vgate report.
+    when the file is missing, unreadable, not a regular file (a FIFO is never read), larger than
+    ``MAX_BASELINE_BYTES``, not JSON, or not a vgate report.
     """
     path = Path(path)
-    failures = ReadFailures(
-        InputError,
-        missing=f"baseline {path}: file not found",
-        directory=f"baseline {path}: is a directory, expected a vgate report",
-        not_utf8=f"baseline {path}: not UTF-8 text, expected a vgate report",
-        unreadable=f"baseline {path}: cannot read: {{reason}}",
-    )
-    with failures.guard():
-        try:
-            with path.open(encoding="utf-8") as handle:
-                first = _first_nonblank(handle)
-                head = _parse_line(first)
-                if head is not None and _is_jsonl_line(head):
-                    return _from_jsonl(path, head, handle)
-                document = json.loads(first + handle.read())
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"baseline {path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
-                "expected a vgate json, jsonl or sarif report"
-            ) from None
+    try:
+        raw = open_regular(path)
+    except UnreadableFile as exc:
+        raise InputError(f"baseline {path}: {exc}") from None
+    try:
+        with raw:
+            if os.fstat(raw.fileno()).st_size > MAX_BASELINE_BYTES:
+                raise InputError(f"baseline {path}: larger than {MAX_BASELINE_BYTES:,} bytes")
+            handle = io.TextIOWrapper(raw, encoding="utf-8")
+            first = _first_nonblank(handle)
+            head = _parse_line(first)
+            if head is not None and _is_jsonl_line(head):
+                return _from_jsonl(path, head, handle)
+            document = _loads(first + handle.read())
+    except UnicodeDecodeError:
+        raise InputError(f"baseline {path}: not UTF-8 text, expected a vgate report") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"baseline {path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
+            "expected a vgate json, jsonl or sarif report"
+        ) from None
+    except _DuplicateKey as exc:
+        raise InputError(f"baseline {path}: {exc}") from None
+    except (RecursionError, ValueError) as exc:  # nested too deep, a number too long
+        raise InputError(f"baseline {path}: not a vgate report ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise InputError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
     return _from_document(path, document)
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object names the same key twice (``json`` would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(f"duplicate key {shown(key)} in a JSON object")
+        obj[key] = value
+    return obj
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` refusing duplicate keys."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def _first_nonblank(handle: Iterable[str]) -> str:
@@ -62,7 +92,7 @@ def _first_nonblank(handle: Iterable[str]) -> str:
 
 def _parse_line(line: str) -> Any:
     try:
-        return json.loads(line)
+        return _loads(line)
     except json.JSONDecodeError:
         return None
 

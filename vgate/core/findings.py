@@ -68,6 +68,9 @@ class Record:
     """Set for records that come from a video file."""
     key: str | None = None
     """Fingerprinted instead of ``text`` when set (a video's frames: its content hash)."""
+    path: str | None = None
+    """The file's real name when ``source`` spells out bytes that are not UTF-8 (``\\udcff``);
+    SARIF percent-encodes its bytes so that the location names the real file."""
 
     @property
     def fingerprint(self) -> str:
@@ -91,6 +94,8 @@ class InputIssue:
     message: str
     line: int | None = None
     kind: str = INPUT_ERROR
+    path: str | None = None
+    """As ``Record.path``: the real file name when ``source`` spells out undecodable bytes."""
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source

@@ -101,6 +101,8 @@ def run_scan(
     if note:
         summary.notes.append(note)
         summary.frames_unchecked = videos.unchecked if videos is not None else 0
+    if videos is not None:
+        summary.notes.extend(videos.capped)
     summary.seconds = time.perf_counter() - started
     reporter.finish(summary)
     return summary

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from vgate.core.gate import Gate
 from vgate.detectors.frames import FrameDetector, load_frame_detector
 from vgate.errors import InputError, MissingExtraError, VgateError
 from vgate.inputs.prompts import make_record
-from vgate.inputs.video import VideoItem, VideoReader, sample_times
+from vgate.inputs.video import MAX_SAMPLES, VideoItem, VideoReader, sample_times
 from vgate.policy import Policy, load_policy
 
 FRAME_BATCH = 32
@@ -83,11 +84,14 @@ class FrameChecker:
         frame_model: str | None = None,
         labels: str | None = None,
         detector: FrameDetector | None = None,
+        time_budget: float | None = None,
     ) -> None:
         video = policy.video
         self.policy = policy
         self.fps = fps if fps is not None else (None if frames is not None else video.fps)
         self.frames = frames if frames is not None else video.frames
+        self.time_budget = time_budget if time_budget is not None else video.time_budget
+        """Seconds of frame decoding and scoring per video (None: no limit)."""
         self.model_ref = frame_model or video.frame_model
         self.labels_ref = labels or video.labels
         self._detector = detector
@@ -104,7 +108,19 @@ class FrameChecker:
         return self._detector
 
     def sample_times(self, duration: float) -> list[float]:
-        return sample_times(duration, frames=self.frames, fps=self.fps)
+        return sample_times(duration, frames=self.frames, fps=self.fps, max_frames=MAX_SAMPLES)
+
+    def cap_note(self, duration: float) -> str | None:
+        """Say so when ``fps`` asks for more than ``MAX_SAMPLES`` frames of one video."""
+        if self.fps is None or not math.isfinite(duration):
+            return None
+        asked = math.floor(duration * self.fps + 1e-9)
+        if asked <= MAX_SAMPLES:
+            return None
+        return (
+            f"{asked:,} frames asked ({self.fps:g} per second over {duration:.0f} s); "
+            f"sampled {MAX_SAMPLES:,} evenly spaced frames instead, the most per video"
+        )
 
     def score(self, frames: np.ndarray) -> np.ndarray:
         """``scores[n, 5]`` of uint8 RGB frames ``[n, H, W, 3]``."""
@@ -230,9 +246,13 @@ class VideoScanner:
     detector (each one an input error, exit 2, unless the policy says ``video.frames:
     unchecked_ok``), and says once that PyAV is missing."""
 
-    def __init__(self, checker: FrameChecker) -> None:
+    def __init__(self, checker: FrameChecker, clock: Callable[[], float] = time.monotonic) -> None:
         self.checker = checker
         self.unchecked = 0
+        self.capped: list[str] = []
+        """Run-level notes: videos whose sampling was capped at ``MAX_SAMPLES`` frames."""
+        self.clock = clock
+        """Measures the per-video time budget (injectable for tests)."""
         self._missing_av: str | None = None
 
     def warm_up(self) -> None:
@@ -273,6 +293,11 @@ class VideoScanner:
         if records:
             extra = {} if verdicts else {0: reader.notes}
             verdicts.extend(gate.judge(records, extra))
+        if item.source != str(item.path):  # the name spells out bytes that are not UTF-8
+            for verdict in verdicts:
+                verdict.record.path = str(item.path)
+            for issue in issues:
+                issue.path = str(item.path)
         opened = bool(verdicts) or all(i.message == UNCHECKED_FRAMES for i in issues)
         return verdicts, issues, opened
 
@@ -287,6 +312,11 @@ class VideoScanner:
         assert detector is not None
         size = detector.input_size
         wanted = self.checker.sample_times(reader.info.duration)
+        capped = self.checker.cap_note(reader.info.duration)
+        if capped:
+            self.capped.append(f"{item.source}: {capped}")
+        budget = self.checker.time_budget
+        started = self.clock()
         times: list[float] = []
         shown: list[float] = []
         chunks: list[np.ndarray] = []
@@ -306,6 +336,11 @@ class VideoScanner:
             if len(batch) == FRAME_BATCH:
                 chunks.append(self.checker.score(np.stack(batch)))
                 batch = []
+            if budget is not None and self.clock() - started > budget and len(times) < len(wanted):
+                reader.problems.append(
+                    f"time budget of {budget:g} s per video reached; later frames not checked"
+                )
+                break
         if batch:
             chunks.append(self.checker.score(np.stack(batch)))
         if not times:
@@ -328,7 +363,7 @@ class VideoScanner:
         )
         return _SampledFrames(
             (record, np.asarray(times), np.asarray(shown), np.concatenate(chunks)),
-            [f"scanned in part: {p}" for p in reader.problems],
+            [*(f"scanned in part: {p}" for p in reader.problems), *([capped] if capped else [])],
         )
 
     def _text(self, reader: VideoReader, item: VideoItem, issues: list[InputIssue]) -> list[Record]:

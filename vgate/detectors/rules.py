@@ -10,6 +10,7 @@ import numpy as np
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
 from vgate.policy import Policy
+from vgate.policy.patterns import UserPattern
 from vgate.policy.terms import canonical, terms_regex
 from vgate.text.normalize import fold_leet, normalize
 
@@ -45,14 +46,14 @@ class RulesDetector:
     """The gate need not score normalised texts again: ``detect`` reads every variant."""
 
     def __init__(self, policy: Policy) -> None:
-        # Per category: one alternation of its terms, then each pattern compiled on its own as
-        # policy validation compiles it (a pattern's inline flags, group names and backreferences
-        # would break or change meaning inside a joined alternation).
-        self._matchers: list[list[re.Pattern[str]]] = []
+        # Per category: one alternation of its terms (escaped by vgate, safe for ``re``), then
+        # each user pattern compiled on its own by RE2 as policy validation compiles it (a
+        # pattern's inline flags and group names would change meaning in a joined alternation).
+        self._matchers: list[list[re.Pattern[str] | UserPattern]] = []
         for cid in CATEGORY_IDS:
             cp = policy.categories[cid]
             terms = terms_regex(cp.terms)
-            patterns = [re.compile(p, re.IGNORECASE) for p in cp.patterns]
+            patterns: list[re.Pattern[str] | UserPattern] = [UserPattern(p) for p in cp.patterns]
             self._matchers.append([terms, *patterns] if terms else patterns)
         self._allow = terms_regex(policy.allow_phrases)
 

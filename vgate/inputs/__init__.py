@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vgate.core.findings import InputIssue
+from vgate.files import UnreadableFile, open_regular
 from vgate.inputs.prompts import (
     ReadItem,
     lone_surrogate,
@@ -192,19 +193,31 @@ def read_inputs(
             continue
         name, path = item
         if path is None:
+            if sys.stdin is None:
+                yield InputIssue("<stdin>", "standard input is closed")
+                continue
             fmt = "txt" if input_format == "auto" else input_format
             yield from read_stream(sys.stdin.buffer, "<stdin>", fmt, column, field)
             continue
+        try:
+            raw = open_regular(path)  # a FIFO or device is refused, never read
+        except UnreadableFile as exc:
+            yield InputIssue(name, str(exc), path=str(path))
+            continue
         if is_video(path):
+            raw.close()
             yield VideoItem(name, path)
             continue
-        try:
-            raw = path.open("rb")
-        except OSError as exc:
-            yield InputIssue(name, f"cannot open ({exc.strerror or exc})")
-            continue
         with raw:
-            yield from read_stream(raw, name, format_for(path, input_format), column, field)
+            items = read_stream(raw, name, format_for(path, input_format), column, field)
+            yield from items if name == str(path) else _with_path(items, str(path))
+
+
+def _with_path(items: Iterable[ReadItem], path: str) -> Iterator[ReadItem]:
+    """``items`` with the real file name set (their ``source`` spells out undecodable bytes)."""
+    for item in items:
+        item.path = path
+        yield item
 
 
 def text_records(texts: Sequence[str]) -> Iterator[ReadItem]:
@@ -237,8 +250,8 @@ def count_lines(files: Iterable[InputFile]) -> int | None:
         if is_video(item[1]):
             continue
         try:
-            with item[1].open("rb") as raw:
+            with open_regular(item[1]) as raw:
                 total += sum(chunk.count(b"\n") for chunk in iter(partial(raw.read, 1 << 20), b""))
-        except OSError:
+        except (OSError, UnreadableFile):
             pass
     return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS, CATEGORY_INDEX
 from vgate.errors import InputError
+from vgate.files import UnreadableFile, open_regular
+from vgate.safe_yaml import shown
 
 SAFE = "safe"
 
@@ -33,10 +36,15 @@ def parse_label(label: str) -> np.ndarray:
     if parts == [SAFE]:
         return y
     for part in parts:
+        if part == SAFE:
+            raise ValueError(
+                f"label {shown(label.strip())}: 'safe' cannot be combined with other labels "
+                "(a prompt is either safe or in one or more categories)"
+            )
         if part not in CATEGORY_INDEX:
             expected = ", ".join((SAFE, *CATEGORY_IDS))
             raise ValueError(
-                f"unknown label {part!r} (expected {expected}, multi-labels joined by |)"
+                f"unknown label {shown(part)} (expected {expected}, multi-labels joined by |)"
             )
         y[CATEGORY_INDEX[part]] = 1
     return y
@@ -45,7 +53,11 @@ def parse_label(label: str) -> np.ndarray:
 def load_labelled_csv(path: Path) -> LabelledData:
     """Read ``id,text,label`` (extra columns ignored, BOM tolerated); bad input is an InputError."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        raw = open_regular(path)  # a FIFO or device is refused, never read
+    except UnreadableFile as exc:
+        raise InputError(f"{path}: {exc}") from None
+    try:
+        with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             missing = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -64,15 +76,15 @@ def load_labelled_csv(path: Path) -> LabelledData:
                 try:
                     labels.append(parse_label(row["label"]))
                 except ValueError as exc:
-                    raise InputError(f"{where} (id {row['id']!r}): {exc}") from None
+                    raise InputError(f"{where} (id {shown(row['id'])}): {exc}") from None
                 ids.append(row["id"])
                 texts.append(row["text"])
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
         raise InputError(f"{path}: malformed CSV ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not ids:
         raise InputError(f"{path}: no data rows")
     return LabelledData(ids, texts, np.stack(labels))

@@ -64,6 +64,8 @@ def open_text(raw: BinaryIO, source: str) -> io.TextIOWrapper | InputIssue:
     """Wrap a byte stream for reading, or say why it is not a text file.
 
     Undecodable bytes become lone surrogates, so that readers can report them line by line.
+    Lines end at LF (a CRLF's CR is stripped by the readers); a lone CR does not end a line, so
+    line numbers are those of ``grep -n``, ``wc -l`` and editors that keep CR as a character.
     """
     if not hasattr(raw, "peek"):
         raw = io.BufferedReader(cast("io.RawIOBase", raw))  # e.g. a BytesIO as stdin
@@ -74,7 +76,7 @@ def open_text(raw: BinaryIO, source: str) -> io.TextIOWrapper | InputIssue:
         return InputIssue(source, "binary file (contains NUL bytes), not a prompt list; skipped")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return InputIssue(source, "UTF-16 text is not supported; convert the file to UTF-8")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="\n")
 
 
 def read_txt(stream: io.TextIOWrapper, source: str) -> Iterator[ReadItem]:

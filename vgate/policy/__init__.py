@@ -7,7 +7,6 @@ replaced, not merged). See the README for the schema.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from vgate.core.findings import (
 from vgate.detectors import DEFAULT_DETECTORS, DETECTORS
 from vgate.errors import PolicyError
 from vgate.policy.discovery import PYPROJECT, read_pyproject_table
+from vgate.policy.patterns import UnsafePattern, UserPattern
 from vgate.policy.schema import (
     check_choice,
     check_keys,
@@ -39,6 +39,7 @@ from vgate.policy.schema import (
     fail,
     kind,
     read_yaml_file,
+    shown,
 )
 from vgate.policy.sections import (
     GenerationPolicy,
@@ -49,6 +50,7 @@ from vgate.policy.sections import (
     validate_video,
 )
 from vgate.resources import DEFAULT_MODEL, shipped_dir
+from vgate.safe_yaml import clip
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_ACTION = "block"
@@ -276,7 +278,7 @@ def _validate(data: dict[str, Any], name: str) -> None:
     """Check every key and value of one policy file (before merging)."""
     check_keys(name, "", data, _TOP_KEYS)
     if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
-        raise fail(name, "version", f"expected 1, got {data['version']!r}")
+        raise fail(name, "version", f"expected 1, got {shown(data['version'])}")
     if "long_prompt" in data:
         check_choice(name, "long_prompt", data["long_prompt"], LONG_PROMPT_ACTIONS)
     for key in ("description", "extends", "model"):
@@ -289,7 +291,7 @@ def _validate(data: dict[str, Any], name: str) -> None:
             if det not in DETECTORS:
                 expected = ", ".join(DETECTORS)
                 raise fail(
-                    name, f"detectors[{i}]", f"unknown detector {det!r}; expected {expected}"
+                    name, f"detectors[{i}]", f"unknown detector {shown(det)}; expected {expected}"
                 )
         if not detectors:
             raise fail(name, "detectors", "expected at least one detector")
@@ -326,13 +328,19 @@ def _validate_category(name: str, prefix: str, value: object) -> None:
             check_str_list(name, f"{prefix}.{key}", settings[key])
     for i, term in enumerate(settings.get("terms", [])):
         if not term.removesuffix("*").strip():  # a bare '*' would match every prompt
-            raise fail(name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {term!r}")
+            raise fail(
+                name, f"{prefix}.terms[{i}]", f"expected a word before '*', got {shown(term)}"
+            )
     for i, pattern in enumerate(settings.get("patterns", [])):
         try:
-            re.compile(pattern, re.IGNORECASE)  # as the rules detector compiles it
-        except (re.error, OverflowError, RecursionError) as exc:
+            UserPattern(pattern)  # as the rules detector compiles it
+        except UnsafePattern as exc:
             raise fail(
-                name, f"{prefix}.patterns[{i}]", f"invalid regular expression: {exc}"
+                name,
+                f"{prefix}.patterns[{i}]",
+                f"invalid regular expression {shown(pattern)}, or one that cannot run safely: "
+                f"{clip(str(exc))} (patterns run on RE2 in linear time: no backreferences, "
+                "no lookaround)",
             ) from None
 
 

@@ -7,7 +7,10 @@ from typing import Any
 
 import yaml
 
-from vgate.errors import PolicyError, ReadFailures
+from vgate import safe_yaml
+from vgate.errors import PolicyError
+from vgate.files import MAX_POLICY_BYTES, UnreadableFile, read_capped
+from vgate.safe_yaml import shown
 
 
 def kind(value: object) -> str:
@@ -29,8 +32,9 @@ def check_keys(name: str, prefix: str, data: dict[str, Any], allowed: dict[str, 
     for key in data:
         if key not in allowed:
             plain = isinstance(key, str) and key.isprintable() and key.strip() == key != ""
-            shown = key if plain else repr(key)  # keep the message on one line, keys visible
-            path = f"{prefix}.{shown}" if prefix else shown
+            plain = plain and len(key) <= 60
+            name_shown = key if plain else shown(key)  # one line, keys visible, length capped
+            path = f"{prefix}.{name_shown}" if prefix else name_shown
             raise fail(name, path, f"unknown key; expected one of {', '.join(allowed)}")
 
 
@@ -60,7 +64,7 @@ def check_string(name: str, key: str, value: object) -> str:
 def check_choice(name: str, key: str, value: object, choices: tuple[str, ...]) -> str:
     """One of ``choices``."""
     if value not in choices:
-        raise fail(name, key, f"expected one of {', '.join(choices)}, got {value!r}")
+        raise fail(name, key, f"expected one of {', '.join(choices)}, got {shown(value)}")
     return str(value)
 
 
@@ -72,31 +76,34 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, number_types) or not low <= value <= high:
         what = "an integer" if integer else "a number"
         upper = "" if high == float("inf") else f" to {high:g}"
-        raise fail(name, key, f"expected {what} from {low:g}{upper}, got {value!r}")
+        raise fail(name, key, f"expected {what} from {low:g}{upper}, got {shown(value)}")
     return value
 
 
 def check_bool(name: str, key: str, value: object) -> bool:
     """true or false."""
     if not isinstance(value, bool):
-        raise fail(name, key, f"expected true or false, got {value!r}")
+        raise fail(name, key, f"expected true or false, got {shown(value)}")
     return value
 
 
 def read_yaml_file(path: Path, name: str, what: str) -> Any:
     """Parse the YAML file ``path`` (a ``what``: "policy", "labels"); any problem is a one-line
-    PolicyError naming ``name``. An empty file is an error too."""
-    failures = ReadFailures(
-        PolicyError,
-        missing=f"{name}: {what} file not found",
-        directory=f"{name}: is a directory, expected a {what} YAML file",
-        not_utf8=f"{name}: not a UTF-8 text file",
-        unreadable=f"{name}: cannot read {what} file ({{reason}})",
-    )
-    with failures.guard():
-        text = Path(path).read_text(encoding="utf-8")
+    PolicyError naming ``name``. The file must be a regular file of at most ``MAX_POLICY_BYTES``
+    (a FIFO or ``/dev/zero`` is refused, never read); aliases, nesting and duplicate keys are
+    bounded as ``vgate.safe_yaml`` says. An empty file is an error too."""
     try:
-        data = yaml.safe_load(text)
+        raw = read_capped(path, MAX_POLICY_BYTES)
+    except UnreadableFile as exc:
+        if str(exc) == "file not found":
+            raise PolicyError(f"{name}: {what} file not found") from None
+        raise PolicyError(f"{name}: {what} file {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(f"{name}: not a UTF-8 text file") from None
+    try:
+        data = safe_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

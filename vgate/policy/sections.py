@@ -21,12 +21,15 @@ from vgate.policy.schema import (
     check_number,
     check_string,
     fail,
+    shown,
 )
 
 DECISIONS = ("threshold", "vote")
 ON_BLOCK = ("stop", "discard")
 AGGREGATES = ("max", "vote")
 MAX_STEPS = 10_000
+MAX_TIME_BUDGET = 86_400.0
+"""Longest per-video time budget in seconds (a day)."""
 UNCHECKED_OK = "unchecked_ok"
 
 GENERATION_KEYS = {
@@ -48,6 +51,7 @@ VIDEO_KEYS = {
     "frame_model": "a path to an ONNX frame classifier, or nudenet (if installed)",
     "labels": "a path to the YAML that maps the frame model's outputs to categories",
     "text": "true to scan titles, descriptions, comments and subtitles with the prompt detectors",
+    "time_budget": "seconds of frame checks per video; frames left are reported as not checked",
 }
 
 
@@ -94,6 +98,8 @@ class VideoPolicy:
     frame_model: str | None = None
     labels: str | None = None
     text: bool = True
+    time_budget: float | None = None
+    """Seconds per video for decoding and scoring frames (None: no limit)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +111,7 @@ class VideoPolicy:
             "frame_model": self.frame_model,
             "labels": self.labels,
             "text": self.text,
+            "time_budget": self.time_budget,
         }
 
 
@@ -117,11 +124,12 @@ def _check_thresholds(name: str, key: str, value: object) -> None:
 
 def _check_steps(name: str, key: str, value: object) -> None:
     if not isinstance(value, list) or not value:
-        raise fail(name, key, f"expected a non-empty list of step numbers, got {value!r}")
+        raise fail(name, key, f"expected a non-empty list of step numbers, got {shown(value)}")
     for i, step in enumerate(value):
         check_number(name, f"{key}[{i}]", step, 1, MAX_STEPS, integer=True)
     if any(b <= a for a, b in pairwise(value)):
-        raise fail(name, key, f"expected increasing step numbers without repeats, got {value!r}")
+        got = shown(value)
+        raise fail(name, key, f"expected increasing step numbers without repeats, got {got}")
 
 
 def validate_generation(name: str, value: object) -> None:
@@ -194,6 +202,8 @@ def validate_video(name: str, value: object) -> None:
             check_string(name, f"video.{key}", data[key])
     if "text" in data:
         check_bool(name, "video.text", data["text"])
+    if data.get("time_budget") is not None:
+        check_number(name, "video.time_budget", data["time_budget"], 0.001, MAX_TIME_BUDGET)
 
 
 def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
@@ -201,6 +211,7 @@ def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
     del name  # no rules across keys yet
     default = VideoPolicy()
     fps = data.get("fps", default.fps)
+    budget = data.get("time_budget", default.time_budget)
     frames = data.get("frames", default.frames)
     unchecked_ok = frames == UNCHECKED_OK
     return VideoPolicy(
@@ -213,4 +224,5 @@ def build_video(name: str, data: Mapping[str, Any]) -> VideoPolicy:
         frame_model=data.get("frame_model", default.frame_model),
         labels=data.get("labels", default.labels),
         text=bool(data.get("text", default.text)),
+        time_budget=None if budget is None else float(budget),
     )

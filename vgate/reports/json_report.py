@@ -15,19 +15,33 @@ from vgate.reports.common import (
     verdict_item,
 )
 
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_INERT = str.maketrans(
+    {
+        ch: f"\\u{ord(ch):04x}"
+        for ch in (
+            *map(chr, range(0x7F, 0xA0)),  # DEL and C1 controls (NEL is a line break)
+            *"\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e",  # bidi marks, overrides
+            *"\u2066\u2067\u2068\u2069",  # bidi isolates
+            *"\u2028\u2029",  # line and paragraph separators
+        )
+    }
+)
+"""Characters JSON may hold raw but a terminal or ``splitlines`` would act on: written as
+``\\uXXXX`` escapes (the parsed text is unchanged)."""
 
 
 def dumps(obj: object) -> str:
     """Compact UTF-8 JSON on one line, whatever ``str.splitlines`` counts as a line break.
 
-    NaN is refused (not valid JSON); NEL, LS and PS are escaped so JSONL stays one item a line;
-    a lone surrogate (not encodable as UTF-8) makes the whole value ASCII-escaped.
+    NaN is refused (not valid JSON); NEL, LS and PS are escaped so JSONL stays one item a line,
+    and DEL, C1 controls and bidi controls so that a report printed on a terminal stays inert
+    (JSON escapes C0 controls itself); a lone surrogate (not encodable as UTF-8) makes the whole
+    value ASCII-escaped.
     """
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     if LONE_SURROGATE.search(text):
         return json.dumps(obj, ensure_ascii=True, allow_nan=False)
-    return text.translate(_LINE_BREAKS)
+    return text.translate(_INERT)
 
 
 class JsonReporter:

@@ -12,6 +12,7 @@ are kept before warnings, and the run's ``properties`` say how many were left ou
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,14 +112,17 @@ def artifact_uri(source: str, working_directory: str = ".") -> tuple[str, str | 
     """(uri, uriBaseId) of a source: relative to the working directory with forward slashes.
 
     Files outside the working directory get an absolute ``file://`` URI and no base id.
-    Pseudo-sources such as ``<stdin>`` (or ``-``) keep their name, percent-encoded.
+    Pseudo-sources such as ``<stdin>`` (or ``-``) keep their name, percent-encoded. The bytes of
+    the name are percent-encoded, so a name that is not UTF-8 (undecodable bytes held as lone
+    surrogates, as ``os.fsdecode`` gives them) names the real file: ``b"\\xff.txt"`` ->
+    ``%FF.txt``.
     """
     if is_pseudo_source(source):
         return quote(pseudo_source(source), safe="", errors="backslashreplace"), SRCROOT
     path, inside = relative_source(source, working_directory)
     if not inside:
         return Path(path).as_uri(), None
-    return quote(path, safe="/", errors="backslashreplace"), SRCROOT
+    return quote(os.fsencode(path), safe="/"), SRCROOT  # the bytes: a non-UTF-8 name stays real
 
 
 def physical_location(source: str, line: int | None, working_directory: str) -> dict[str, Any]:
@@ -187,7 +191,9 @@ class SarifReporter:
             "ruleIndex": CATEGORY_INDEX[category],
             "level": level,
             "message": {"text": message},
-            "locations": [physical_location(record.source, record.line, working_directory)],
+            "locations": [
+                physical_location(record.path or record.source, record.line, working_directory)
+            ],
             "partialFingerprints": {FINGERPRINT_KEY: verdict.fingerprint},
             "properties": {
                 "category": category,
@@ -304,5 +310,6 @@ def _notification(issue: InputIssue, working_directory: str) -> dict[str, Any]:
         "descriptor": {"id": "vgate/video-error" if video else "vgate/input-error"},
     }
     if issue.source:
-        notification["locations"] = [physical_location(issue.source, issue.line, working_directory)]
+        where = issue.path or issue.source
+        notification["locations"] = [physical_location(where, issue.line, working_directory)]
     return notification

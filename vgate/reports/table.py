@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from vgate.core.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
-from vgate.inputs.prompts import printable
 from vgate.reports.common import one_line, record_location
+from vgate.terminal import terminal_safe
 
 PROMPT_WIDTH = 50
 """Prompts are collapsed to one line and shortened to this many characters."""
@@ -74,8 +74,8 @@ class TableReporter:
         decision = verdict.decision.upper() if verdict.flagged else verdict.decision
         if verdict.suppressed_by:
             decision = f"{decision} ({verdict.suppressed_by})"
-        where = printable(record_location(record))
-        prompt = printable(one_line(record.text, PROMPT_WIDTH))
+        where = terminal_safe(record_location(record))
+        prompt = terminal_safe(one_line(record.text, PROMPT_WIDTH))
         self._rows.append((where, categories, decision, prompt))
 
     def finish(self, summary: ScanSummary) -> None:
@@ -95,12 +95,12 @@ class TableReporter:
         if summary.errors:
             out.print(Text("Input errors:", style="bold red"))
             for issue in summary.errors:
-                out.print(Text(f"  {printable(str(issue))}"))
+                out.print(Text(f"  {terminal_safe(str(issue))}"))
             if summary.error_count > len(summary.errors):
                 hidden = summary.error_count - len(summary.errors)
                 out.print(Text(f"  ... {hidden} more input errors not shown"))
         for note in summary.notes:
-            out.print(Text(f"Note: {printable(note)}", style="yellow"))
+            out.print(Text(f"Note: {terminal_safe(note)}", style="yellow"))
         out.print(Text(summary_line(summary), style="bold"))
         out.file.flush()
 

@@ -141,7 +141,7 @@ def test_loader_rejects_bad_input(tmp_path: Path, content: str, message: str) ->
 
 
 def test_loader_missing_and_binary_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="file not found"):
         load_labelled_csv(tmp_path / "nope.csv")
     bad = tmp_path / "bin.csv"
     bad.write_bytes(b"id,text,label\n1,\xff\xfe,safe\n")
