@@ -68,7 +68,8 @@ def _no_argument_type(self: TyperArgument, ctx: click.Context) -> None:
     """Arguments show their metavar in --help, not typer's raw type (``<list[str]>``)."""
 
 
-TyperArgument.display_type_rich = _no_argument_type  # type: ignore[method-assign]
+# A deliberate patch of typer 0.29 (pinned; tests/functional/test_cli_consistency.py guards it).
+setattr(TyperArgument, "display_type_rich", _no_argument_type)  # noqa: B010
 policy_app = typer.Typer(
     rich_markup_mode=None, help="Validate, show and list policies.", no_args_is_help=True
 )

@@ -248,7 +248,8 @@ def summary_line(summary: ScanSummary) -> str:
 def scan_command(o: ScanOptions) -> int:
     """Run a scan as the CLI does and return the exit code."""
     started = time.perf_counter()
-    o = dataclasses.replace(o, policy=choose_policy(o.policy, o.no_config).ref)
+    policy = choose_policy(o.policy, o.no_config).ref
+    o = dataclasses.replace(o, policy=policy)
     if o.engine != "local" or o.ray_address or o.ray_workers:
         from vgate.commands.scan_ray import scan_ray_command
 
@@ -257,7 +258,7 @@ def scan_command(o: ScanOptions) -> int:
         return scan_ray_command(o)
     _validate(o)
     targets = report_targets(o)
-    gate = Gate(o.policy, detectors=o.detectors, model=o.model)
+    gate = Gate(policy, detectors=o.detectors, model=o.model)
     configured = not o.paths and not o.texts
     o = dataclasses.replace(o, paths=_paths_to_scan(o, gate.policy))
     select = _selection(o, gate.policy)
@@ -277,7 +278,7 @@ def scan_command(o: ScanOptions) -> int:
     videos = _video_scanner(o, gate, files)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
-        policy=o.policy,
+        policy=policy,
         detectors=[*gate.detector_names, *([frame_detector.name] if frame_detector else [])],
         command_line=["vgate", *(printable(arg) for arg in sys.argv[1:])],
         start_time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
