@@ -27,6 +27,8 @@ def builtin_models() -> list[str]:
     """Names of the shipped prompt models (``builtin:<name>``)."""
     models = shipped_dir("models")
     return sorted(p.name for p in models.iterdir() if p.is_dir()) if models.is_dir() else []
+
+
 def default_threads(cap: int) -> int:
     """Intra-op threads for an onnxruntime session: the CPUs this process may use, at most
     ``cap``."""

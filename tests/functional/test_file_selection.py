@@ -152,9 +152,7 @@ def test_diff_base_reads_only_changed_files(vgate_main, repo) -> None:
 
 
 @requires_git
-def test_diff_base_includes_uncommitted_edits_and_combines_with_excludes(
-    vgate_main, repo
-) -> None:
+def test_diff_base_includes_uncommitted_edits_and_combines_with_excludes(vgate_main, repo) -> None:
     write(repo / "prompts" / "old.txt", SAFE + SAFE)
     result, files = scanned(
         vgate_main, "prompts", "--diff-base", "main", "--exclude", "untracked.txt"

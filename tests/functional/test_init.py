@@ -93,7 +93,7 @@ def test_action_yml_passes_actionlint_through_a_local_workflow(project: Path) ->
     input and output the workflow uses against it."""
     shutil.copy(ROOT / "action.yml", project / "action.yml")
     local = workflow_text().replace(action_ref(), "./")
-    local += "      - run: echo \"${{ steps.vgate.outputs.blocked }}\"\n"
+    local += '      - run: echo "${{ steps.vgate.outputs.blocked }}"\n'
     write(project / WORKFLOW, local)
     result = lint(project)
     assert result.returncode == 0, result.stdout + result.stderr

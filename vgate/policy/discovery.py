@@ -81,9 +81,7 @@ def find_config(start: Path | None = None) -> Path | None:
 
 def find_ignore_file(start: Path | None = None) -> Path | None:
     """The nearest ``.vgateignore``."""
-    return next(
-        (d / IGNORE_FILE for d in search_dirs(start) if (d / IGNORE_FILE).is_file()), None
-    )
+    return next((d / IGNORE_FILE for d in search_dirs(start) if (d / IGNORE_FILE).is_file()), None)
 
 
 def choose_policy(policy: str | None, no_config: bool = False) -> PolicyChoice:
