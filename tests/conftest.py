@@ -11,11 +11,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from vgate.resources import shipped_dir
+from skip_guard import (  # noqa: F401 (hooks: in CI a skipped test fails the run)
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL_FILE = shipped_dir("models") / "prompt-minilm" / "model.onnx"
+
+
+def default_model_files() -> list[Path]:
+    """Every file the shipped default prompt model needs: its config and, for a cascade, the
+    model files of both stages (for a single model, its own)."""
+    import json
+
+    from vgate.detectors.prompt_model import MODEL_FILES, resolve_model_dir
+    from vgate.resources import DEFAULT_MODEL
+
+    directory = resolve_model_dir(DEFAULT_MODEL)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        return [config_path]
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    stages = [config["first"], config["second"]] if config.get("kind") == "cascade" else []
+    dirs = [resolve_model_dir(ref) for ref in stages] or [directory]
+    return [config_path] + [
+        d / name for d in dirs for name in MODEL_FILES if d / name != config_path
+    ]
 
 
 @dataclass
