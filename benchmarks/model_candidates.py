@@ -37,6 +37,7 @@ import train_static_model as tsm
 from model_quality import TfidfBaseline
 from model_speed import startup_times, throughput, typical_prompts
 
+from vgate.commands.eval import score_texts
 from vgate.detectors.prompt_model import (
     CascadeDetector,
     PromptModelDetector,
@@ -44,7 +45,7 @@ from vgate.detectors.prompt_model import (
     cascade_merge,
 )
 from vgate.detectors.rules import RulesDetector
-from vgate.evaluate import compute_metrics, score_texts
+from vgate.metrics import compute_metrics
 from vgate.policy import load_policy
 from vgate.resources import shipped_dir
 

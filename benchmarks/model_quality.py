@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
 import train_prompt_model as tpm
 
+from vgate.commands.eval import score_texts
 from vgate.detectors.prompt_model import PromptModelDetector
 from vgate.detectors.rules import RulesDetector
-from vgate.evaluate import compute_metrics, score_texts
+from vgate.metrics import compute_metrics
 from vgate.policy import load_policy
 from vgate.resources import shipped_dir
 

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.lvdkit
 SHAPES = ((1, 4, 16, 40, 64), (1, 4, 16, 60, 90), (1, 16, 16, 40, 64), (1, 16, 16, 60, 90))
 GPU_ASSUMPTIONS = {  # fp16 dense tensor-core peak (TFLOP/s, vendor data sheets) x 40 % sustained
     "A100 (312 TFLOP/s peak, 40% sustained)": 312e12 * 0.4,
@@ -91,7 +93,7 @@ def count_flops(model: Any, *args: Any, **kwargs: Any) -> int:
 def tiny_unet() -> tuple[Any, str]:
     """(the denoiser of vgate's tiny text-to-video-sd test pipeline, where it comes from)."""
     try:
-        from vgate.lvd.tiny import build_tiny_pipeline
+        from tests.lvdkit import build_tiny_pipeline
     except ImportError:  # the capture helper's module is not there: a similar tiny UNet
         import torch
         from diffusers import UNet3DConditionModel
@@ -109,7 +111,7 @@ def tiny_unet() -> tuple[Any, str]:
             attention_head_dim=8,
         )
         return unet.eval(), "UNet3DConditionModel built in this script"
-    return build_tiny_pipeline("text-to-video-sd").unet, "vgate.lvd.tiny text-to-video-sd"
+    return build_tiny_pipeline("text-to-video-sd").unet, "tests.lvdkit text-to-video-sd"
 
 
 def modelscope_flops(shape: tuple[int, ...]) -> tuple[int, int]:

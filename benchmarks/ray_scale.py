@@ -140,7 +140,7 @@ def main() -> None:
     import ray
     from ray.data import DataContext
 
-    from vgate.gate import Gate
+    from vgate.core.gate import Gate
 
     detectors = args.detector
     if detectors is None and args.model is None and not model_available():

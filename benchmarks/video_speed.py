@@ -35,15 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from vgate.core.gate import Gate
+from vgate.core.video import FrameChecker, VideoScanner
 from vgate.detectors.base import Detection
 from vgate.detectors.frame_model import OnnxFrameDetector
-from vgate.gate import Gate
 from vgate.inputs.video import VideoItem, VideoReader
 from vgate.policy import load_policy
-from vgate.video_scan import FrameChecker, VideoScanner
 
 RESULTS = Path(__file__).resolve().parent / "results"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.videokit
 SAMPLINGS: list[tuple[str, dict[str, Any]]] = [
     ("frames=16", {"frames": 16}),
     ("fps=1", {"fps": 1.0}),
@@ -183,7 +183,8 @@ def main() -> None:
     args = parser.parse_args()
     cpus = pin_two_cpus()
     import av
-    from videokit import model_and_labels
+
+    from tests.videokit import model_and_labels
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

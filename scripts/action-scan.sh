@@ -61,7 +61,7 @@ cat "$errlog" >&2
 if [[ ! -s "$report" ]]; then
   echo "::error title=vgate::scan exited with $rc before writing $report: $(tail -n 1 "$errlog")"
   if [[ "$format" == "sarif" ]]; then
-    "$python" -m vgate.reports.ci failed-sarif "$report" "$(cat "$errlog")" \
+    "$python" -m vgate.integrations.github_action failed-sarif "$report" "$(cat "$errlog")" \
       "${vgate_cmd[@]}" "${args[@]}" || true
   fi
   [[ $rc -eq 0 ]] && rc=2
@@ -72,7 +72,7 @@ declare -A count=()
 if [[ -s "$report" && "$format" != "table" ]]; then
   while IFS== read -r key value; do
     count[$key]="$value"
-  done < <("$python" -m vgate.reports.ci counts "$report")
+  done < <("$python" -m vgate.integrations.github_action counts "$report")
 fi
 
 output report "$report"

@@ -38,7 +38,8 @@ import torch
 from torch import nn
 
 from vgate.categories import CATEGORY_IDS
-from vgate.evaluate import compute_metrics, parse_label
+from vgate.inputs.labelled import parse_label
+from vgate.metrics import compute_metrics
 
 MODEL_VERSION = "prompt-minilm-1"
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"

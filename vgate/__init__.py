@@ -21,14 +21,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from vgate.categories import CATEGORY_IDS
+    from vgate.core.findings import Verdict
+    from vgate.core.gate import Gate
     from vgate.errors import VgateError
-    from vgate.findings import Verdict
-    from vgate.gate import Gate
     from vgate.policy import Policy, load_policy
 
 _LAZY = {
-    "Gate": "vgate.gate",
-    "Verdict": "vgate.findings",
+    "Gate": "vgate.core.gate",
+    "Verdict": "vgate.core.findings",
     "Policy": "vgate.policy",
     "load_policy": "vgate.policy",
     "CATEGORY_IDS": "vgate.categories",

@@ -242,7 +242,7 @@ def eval_(
 ) -> None:
     """Measure detectors on labelled prompts: unsafe-vs-safe P/R/F1/ROC-AUC, per-category
     metrics, confusion table and calibration error, at the policy's thresholds."""
-    from vgate.evaluate import run_eval
+    from vgate.commands.eval import run_eval
 
     run_eval(data, policy=policy, detectors=detector, model=model, output=output)
 
@@ -331,7 +331,7 @@ def generate(
     """Generate a video from a prompt. With --guarded, unsafe prompts are stopped before the
     model runs or after a few sampling steps, and no video is written. Exit 0: written; 1:
     blocked (at or above --fail-on); 2: usage or input error."""
-    from vgate.lvd.generate import GenerateOptions, generate_command
+    from vgate.commands.generate import GenerateOptions, generate_command
 
     options = GenerateOptions(
         prompt=prompt,
@@ -439,7 +439,7 @@ def probe_train(
 ) -> None:
     """Train the latent probe on a collection, print per-step validation metrics and write
     probe.onnx, probe.json and CARD.md (needs the 'generate' extra)."""
-    from vgate.lvd.train import run_train
+    from vgate.commands.probe import run_train
 
     run_train(
         collection,
@@ -476,7 +476,7 @@ def probe_eval(
 ) -> None:
     """Per-step accuracy of the probe and the compute the policy's stop rule saves on unsafe
     prompts (steps run with and without the defense), single-step threshold vs first-η vote."""
-    from vgate.lvd.evaluate import evaluate_probe
+    from vgate.commands.probe import evaluate_probe
 
     evaluate_probe(collection, probe, policy, output, plot, split=split, device=device)
 

@@ -99,8 +99,8 @@ def minilm_filter(
 
 def vgate_gate_filter(policy: Path, texts: Sequence[str]) -> np.ndarray:
     """vgate's prompt gate (``vgate scan``) under ``policy``: flagged = a block decision."""
-    from vgate.findings import BLOCK, Record
-    from vgate.gate import Gate
+    from vgate.core.findings import BLOCK, Record
+    from vgate.core.gate import Gate
 
     verdicts = Gate(policy).judge([Record(t, "prompts.csv", i + 1) for i, t in enumerate(texts)])
     return np.array([v.decision == BLOCK for v in verdicts], dtype=bool)

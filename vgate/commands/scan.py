@@ -12,19 +12,19 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from vgate.core.findings import InputIssue, ScanMeta, ScanSummary
+from vgate.core.gate import Gate
+from vgate.core.runner import FAIL_ON, exit_code, run_scan
 from vgate.errors import VgateError
-from vgate.findings import InputIssue, ScanMeta, ScanSummary
-from vgate.gate import Gate
 from vgate.inputs import FORMATS as INPUT_FORMATS
-from vgate.inputs import count_lines, expand_paths, iter_inputs, text_records
+from vgate.inputs import InputFile, count_lines, expand_paths, has_video, read_inputs, text_records
 from vgate.inputs.prompts import printable
-from vgate.inputs.video import MAX_SAMPLES, is_video
+from vgate.inputs.video import MAX_SAMPLES
 from vgate.progress import progress_bar
 from vgate.reports import FORMATS, make_reporter
-from vgate.scan import FAIL_ON, exit_code, run_scan
 
 if TYPE_CHECKING:
-    from vgate.video_scan import VideoScanner
+    from vgate.core.video import VideoScanner
 
 PROGRESS_MIN_LINES = 5_000
 
@@ -99,12 +99,12 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def _progress(o: ScanOptions) -> Iterator[Callable[[int], None] | None]:
+def _progress(o: ScanOptions, files: list[InputFile]) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar when stderr is a terminal, plain log lines with ``--progress``
     elsewhere (CI logs), or None when it should stay quiet."""
     terminal = sys.stderr.isatty()
     show = o.progress if o.progress is not None else terminal
-    total = count_lines(o.paths) if show else None
+    total = count_lines(files) if show else None
     if o.progress is None and total is not None and total < PROGRESS_MIN_LINES:
         show = False
     if not show:
@@ -135,16 +135,12 @@ class LogProgress:
         print(f"vgate: {self.done:,} prompts scanned{of} ({rate:,.0f}/s)", file=sys.stderr)
 
 
-def _video_scanner(o: ScanOptions, gate: Gate) -> VideoScanner | None:
+def _video_scanner(o: ScanOptions, gate: Gate, files: list[InputFile]) -> VideoScanner | None:
     """The video scanner with its frame detector loaded (a broken model fails here, before any
     report), or None when no input is a video and no frame model was asked for."""
-    has_video = any(
-        not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
-        for item in expand_paths(o.paths)
-    )
-    if not has_video and o.frame_model is None:
+    if not has_video(files) and o.frame_model is None:
         return None
-    from vgate.video_scan import FrameChecker, VideoScanner
+    from vgate.core.video import FrameChecker, VideoScanner
 
     checker = FrameChecker(
         gate.policy, frames=o.frames, fps=o.fps, frame_model=o.frame_model, labels=o.labels
@@ -178,13 +174,13 @@ def scan_command(o: ScanOptions) -> int:
         return scan_ray_command(o)
     _validate(o)
     gate = Gate(o.policy, detectors=o.detectors, model=o.model)
-    known = None
     if o.baseline is not None:
-        from vgate.baseline import load_baseline
+        from vgate.core.baseline import load_baseline
 
-        known = load_baseline(o.baseline)
+        gate.baseline = load_baseline(o.baseline)
     gate.warm_up()
-    videos = _video_scanner(o, gate)
+    files = list(expand_paths(o.paths))  # the one walk of the input paths
+    videos = _video_scanner(o, gate, files)
     frame_detector = videos.checker.detector if videos is not None else None
     meta = ScanMeta(
         policy=o.policy,
@@ -196,16 +192,15 @@ def scan_command(o: ScanOptions) -> int:
     )
     items = chain(
         text_records(o.texts),
-        iter_inputs(o.paths, input_format=o.input_format, column=o.column, field=o.field),
+        read_inputs(files, input_format=o.input_format, column=o.column, field=o.field),
     )
-    with _open_output(o.output) as stream, _progress(o) as on_progress:
+    with _open_output(o.output) as stream, _progress(o, files) as on_progress:
         reporter = make_reporter(o.output_format, stream, show_all=o.show_all)
         reporter.start(meta)
         summary = run_scan(
             items,
             gate,
             reporter,
-            baseline=known,
             on_issue=_print_issue,
             on_progress=on_progress,
             videos=videos,

@@ -1,9 +1,9 @@
 """``vgate scan --engine ray``: scan parquet/csv/jsonl prompt sets with Ray Data.
 
 Inputs are read with Ray's own readers, scanned by :func:`vgate.integrations.ray.scan_dataset`
-(the same :class:`~vgate.gate.Gate` as a local scan) and written with Ray's writers to a parquet
-or jsonl directory. The summary and the exit code are those of a local scan: the counts are read
-back from the written output (parquet: four small columns only).
+(the same :class:`~vgate.core.gate.Gate` as a local scan) and written with Ray's writers to a
+parquet or jsonl directory. The summary and the exit code are those of a local scan: the counts
+are read back from the written output (parquet: four small columns only).
 
 Everything that can be checked before work starts is: options, input files (exist, readable, a
 parquet footer, not all empty), the prompt column, the output directory (new or empty), the
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vgate.core.findings import InputIssue
+from vgate.core.runner import FAIL_ON
 from vgate.errors import VgateError
-from vgate.findings import InputIssue
 from vgate.inputs import files_under
-from vgate.scan import FAIL_ON
 
 ENGINES = ("local", "ray")
 OUTPUT_FORMATS = ("parquet", "jsonl")
@@ -145,7 +145,9 @@ def _format_of(paths: list[str], requested: str) -> str:
             f"inputs mix {', '.join(sorted(f for f in fmts if f))}; scan one format per run "
             "or pass --input-format"
         )
-    return fmts.pop()  # type: ignore[return-value]
+    (fmt,) = fmts
+    assert fmt is not None  # unknown suffixes were refused above
+    return fmt
 
 
 def _check_file(path: Path, fmt: str) -> tuple[bool, list[str] | None]:
@@ -352,9 +354,9 @@ def summary_lines(summary: Any, out: str, fmt: str, skipped: list[InputIssue]) -
 
 def scan_ray_command(o: Any) -> int:
     """``vgate scan --engine ray``: check everything, scan with Ray, write, summarize."""
-    from vgate.gate import Gate
+    from vgate.core.gate import Gate
+    from vgate.core.runner import exit_code
     from vgate.integrations.ray import require_ray, scan_dataset, summarize_dataset
-    from vgate.scan import exit_code
 
     out_fmt = check_options(o)
     ray = require_ray()  # first: without the extra there is no pyarrow either

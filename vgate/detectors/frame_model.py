@@ -29,9 +29,8 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
-from vgate.detectors.frames import resize_frames
 from vgate.errors import ModelError
-from vgate.schema import (
+from vgate.policy.schema import (
     check_choice,
     check_keys,
     check_mapping,
@@ -41,6 +40,7 @@ from vgate.schema import (
     kind,
     read_yaml_file,
 )
+from vgate.resources import default_threads
 
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -207,13 +207,13 @@ class OnnxFrameDetector:
     def _session(self) -> Any:
         import onnxruntime as ort
 
-        from vgate.detectors.prompt_model import default_threads
+        from vgate.detectors.prompt_model import MAX_THREADS
 
         path = self.model_path
         if not path.is_file():
             raise ModelError(f"frame model {path}: file not found")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = default_threads()
+        options.intra_op_num_threads = default_threads(MAX_THREADS)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -271,7 +271,7 @@ class OnnxFrameDetector:
             )
         columns: dict[str, tuple[int, ...]] = {}
         for cid, cols in spec.categories.items():
-            idx = tuple(spec.names.index(c) if isinstance(c, str) else c for c in cols)  # type: ignore[union-attr]
+            idx = tuple(_column(spec.names, c) for c in cols)
             if width is not None and max(idx) >= width:
                 raise ModelError(
                     f"{where}: categories.{cid} uses column {max(idx)} but the output "
@@ -328,3 +328,40 @@ class OnnxFrameDetector:
                 col = CATEGORY_IDS.index(cid)
                 scores[start : start + len(chunk), col] = out[:, list(idx)].max(axis=1)
         return Detection(np.clip(scores, 0.0, 1.0))
+
+
+def _axis_weights(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices (low, high) and weights of high for linear resampling along one axis."""
+    centers = (np.arange(out, dtype=np.float64) + 0.5) * size / out - 0.5
+    centers = np.clip(centers, 0, size - 1)
+    low = np.floor(centers).astype(np.intp)
+    high = np.minimum(low + 1, size - 1)
+    return low, high, (centers - low).astype(np.float32)
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Frames ``[n, H, W, C]`` uint8 resized to ``size`` = (height, width): box-averaged down
+    by whole factors first (no aliasing on big reductions), then bilinear."""
+    height, width = size
+    n, h, w, c = frames.shape
+    if (h, w) == (height, width):
+        return frames
+    fy, fx = max(1, h // (2 * height)), max(1, w // (2 * width))
+    data = frames.astype(np.float32)
+    if fy > 1 or fx > 1:
+        h2, w2 = h // fy * fy, w // fx * fx
+        data = data[:, :h2, :w2].reshape(n, h2 // fy, fy, w2 // fx, fx, c).mean(axis=(2, 4))
+        h, w = h2 // fy, w2 // fx
+    y0, y1, wy = _axis_weights(h, height)
+    x0, x1, wx = _axis_weights(w, width)
+    rows = data[:, y0] * (1 - wy)[None, :, None, None] + data[:, y1] * wy[None, :, None, None]
+    out = rows[:, :, x0] * (1 - wx)[None, None, :, None] + rows[:, :, x1] * wx[None, None, :, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _column(names: tuple[str, ...] | None, column: str | int) -> int:
+    """The index of an output column given by name (validated against ``names``) or index."""
+    if isinstance(column, str):
+        assert names is not None  # the labels' validation requires names for named columns
+        return names.index(column)
+    return column

@@ -2,20 +2,19 @@
 
 A frame detector has a ``name``, an optional fixed ``input_size`` (height, width) that the video
 reader scales frames to while decoding, and ``detect_frames``. ``load_frame_detector`` resolves
-the ``--frame-model`` / ``video.frame_model`` reference.
+the ``--frame-model`` / ``video.frame_model`` reference: a name in ``FRAME_DETECTORS`` (one line
+per named detector), else a path to an ONNX classifier with its labels YAML.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from vgate.detectors.base import Detection
 from vgate.errors import VgateError
-
-NUDENET = "nudenet"
-"""``--frame-model nudenet``: the optional NudeNet detector (installed by the user)."""
 
 
 class FrameDetector(Protocol):
@@ -30,12 +29,24 @@ class FrameDetector(Protocol):
         ...
 
 
-def load_frame_detector(ref: str, labels: str | None) -> FrameDetector:
-    """``nudenet`` or a path to an ONNX classifier with its ``labels`` YAML."""
-    if ref == NUDENET:
-        from vgate.detectors.nudenet import NudeNetDetector
+def _nudenet() -> FrameDetector:
+    from vgate.detectors.nudenet import NudeNetDetector
 
-        return NudeNetDetector()
+    return NudeNetDetector()
+
+
+FRAME_DETECTORS: dict[str, Callable[[], FrameDetector]] = {
+    "nudenet": _nudenet,  # the optional NudeNet detector (installed by the user)
+}
+"""Frame detectors by name; any other ``--frame-model`` is a path to an ONNX classifier."""
+
+
+def load_frame_detector(ref: str, labels: str | None) -> FrameDetector:
+    """A detector named in ``FRAME_DETECTORS``, or a path to an ONNX classifier with its
+    ``labels`` YAML."""
+    factory = FRAME_DETECTORS.get(ref)
+    if factory is not None:
+        return factory()
     if labels is None:
         raise VgateError(
             f"frame model {ref}: needs a labels file (--labels labels.yaml or video.labels) "
@@ -44,32 +55,3 @@ def load_frame_detector(ref: str, labels: str | None) -> FrameDetector:
     from vgate.detectors.frame_model import OnnxFrameDetector
 
     return OnnxFrameDetector(ref, labels)
-
-
-def _axis_weights(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices (low, high) and weights of high for linear resampling along one axis."""
-    centers = (np.arange(out, dtype=np.float64) + 0.5) * size / out - 0.5
-    centers = np.clip(centers, 0, size - 1)
-    low = np.floor(centers).astype(np.intp)
-    high = np.minimum(low + 1, size - 1)
-    return low, high, (centers - low).astype(np.float32)
-
-
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Frames ``[n, H, W, C]`` uint8 resized to ``size`` = (height, width): box-averaged down
-    by whole factors first (no aliasing on big reductions), then bilinear."""
-    height, width = size
-    n, h, w, c = frames.shape
-    if (h, w) == (height, width):
-        return frames
-    fy, fx = max(1, h // (2 * height)), max(1, w // (2 * width))
-    data = frames.astype(np.float32)
-    if fy > 1 or fx > 1:
-        h2, w2 = h // fy * fy, w // fx * fx
-        data = data[:, :h2, :w2].reshape(n, h2 // fy, fy, w2 // fx, fx, c).mean(axis=(2, 4))
-        h, w = h2 // fy, w2 // fx
-    y0, y1, wy = _axis_weights(h, height)
-    x0, x1, wx = _axis_weights(w, width)
-    rows = data[:, y0] * (1 - wy)[None, :, None, None] + data[:, y1] * wy[None, :, None, None]
-    out = rows[:, :, x0] * (1 - wx)[None, None, :, None] + rows[:, :, x1] * wx[None, None, :, None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -7,7 +7,6 @@ Scan-time dependencies only: numpy, onnxruntime and tokenizers (both imported la
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
 from vgate.errors import ModelError
-from vgate.resources import DEFAULT_MODEL, shipped_dir
+from vgate.resources import DEFAULT_MODEL, default_threads, shipped_dir
 
 BUILTIN_PREFIX = "builtin:"
 MODEL_FILES = ("model.onnx", "tokenizer.json", "config.json")
@@ -44,13 +43,8 @@ def resolve_model_dir(ref: str) -> Path:
     return Path(ref).expanduser()
 
 
-def default_threads() -> int:
-    """Intra-op threads: the CPUs this process may use, at most 8 (more rarely helps MiniLM)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
+MAX_THREADS = 8
+"""Intra-op threads at most: more rarely helps MiniLM."""
 
 
 class _LoadedModel:
@@ -137,7 +131,7 @@ def load_model(directory: Path, threads: int | None = None) -> _LoadedModel:
     key = directory.resolve()
     with _LOCK:
         if key not in _SESSIONS:
-            _SESSIONS[key] = _LoadedModel(key, threads or default_threads())
+            _SESSIONS[key] = _LoadedModel(key, threads or default_threads(MAX_THREADS))
         return _SESSIONS[key]
 
 
@@ -248,7 +242,7 @@ CASCADE_COMBINES = ("replace", "max")
 
 def cascade_escalates(scores: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     """Rows of ``scores [n, 5]`` with any category strictly inside ``band`` (sent on)."""
-    return ((scores > band[0]) & (scores < band[1])).any(axis=1)
+    return np.asarray(((scores > band[0]) & (scores < band[1])).any(axis=1))
 
 
 def cascade_merge(first: np.ndarray, second: np.ndarray, combine: str) -> np.ndarray:
@@ -283,7 +277,7 @@ class CascadeDetector:
         scores = det.scores.copy()
         idx = np.flatnonzero(cascade_escalates(scores, self.band))
         if len(idx):
-            second = self.second.detect([texts[i] for i in idx]).scores
+            second = self.second.detect([texts[int(i)] for i in idx]).scores
             scores[idx] = cascade_merge(scores[idx], second, self.combine)
         return Detection(scores, notes=det.notes)
 

@@ -10,7 +10,7 @@ import numpy as np
 from vgate.categories import CATEGORY_IDS
 from vgate.detectors.base import Detection
 from vgate.policy import Policy
-from vgate.terms import canonical, terms_regex
+from vgate.policy.terms import canonical, terms_regex
 
 
 class RulesDetector:

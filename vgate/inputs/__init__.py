@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from vgate.findings import InputIssue
+from vgate.core.findings import InputIssue
 from vgate.inputs.prompts import (
     ReadItem,
     lone_surrogate,
@@ -26,6 +27,8 @@ PROMPT_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson":
 STDIN = "-"
 InputItem = ReadItem | VideoItem
 """What ``iter_inputs`` yields: a prompt record, an input issue or a video file to scan."""
+InputFile = tuple[str, Path | None] | InputIssue
+"""What ``expand_paths`` yields: (display name, path; None for stdin), or an issue."""
 
 
 def format_for(path: Path, requested: str) -> str:
@@ -50,7 +53,7 @@ def files_under(
     )
 
 
-def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None] | InputIssue]:
+def expand_paths(paths: Sequence[str]) -> Iterator[InputFile]:
     """Yield ``(display name, path)`` per file to read (``path`` None for stdin).
 
     Directories are walked recursively in sorted order for prompt and video files; hidden
@@ -104,9 +107,20 @@ def iter_inputs(
     """All records from all paths, in order; unreadable files and lines become issues.
 
     Files with a video extension (``VIDEO_EXTENSIONS``) are yielded as ``VideoItem`` whatever
-    ``input_format`` says: the scan decodes them (``vgate.video_scan``).
+    ``input_format`` says: the scan decodes them (``vgate.core.video``).
     """
-    for item in expand_paths(paths):
+    return read_inputs(expand_paths(paths), input_format=input_format, column=column, field=field)
+
+
+def read_inputs(
+    files: Iterable[InputFile],
+    *,
+    input_format: str = "auto",
+    column: str | None = None,
+    field: str | None = None,
+) -> Iterator[InputItem]:
+    """``iter_inputs`` on paths already expanded (a scan walks its paths once)."""
+    for item in files:
         if isinstance(item, InputIssue):
             yield item
             continue
@@ -138,10 +152,18 @@ def text_records(texts: Sequence[str]) -> Iterator[ReadItem]:
             yield make_record(text, "<text>", line)
 
 
-def count_lines(paths: Sequence[str]) -> int | None:
-    """Physical lines in the files to read: the progress bar's total (None with stdin)."""
+def has_video(files: Iterable[InputFile]) -> bool:
+    """Is any of the expanded files a video?"""
+    return any(
+        not isinstance(item, InputIssue) and item[1] is not None and is_video(item[1])
+        for item in files
+    )
+
+
+def count_lines(files: Iterable[InputFile]) -> int | None:
+    """Physical lines in the expanded files: the progress bar's total (None with stdin)."""
     total = 0
-    for item in expand_paths(paths):
+    for item in files:
         if isinstance(item, InputIssue):
             continue
         if item[1] is None:
@@ -150,9 +172,7 @@ def count_lines(paths: Sequence[str]) -> int | None:
             continue
         try:
             with item[1].open("rb") as raw:
-                total += sum(
-                    chunk.count(b"\n") for chunk in iter(lambda r=raw: r.read(1 << 20), b"")
-                )
+                total += sum(chunk.count(b"\n") for chunk in iter(partial(raw.read, 1 << 20), b""))
         except OSError:
             pass
     return total

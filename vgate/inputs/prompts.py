@@ -13,9 +13,9 @@ import json
 import re
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from vgate.findings import InputIssue, Record
+from vgate.core.findings import InputIssue, Record
 
 MAX_PROMPT_CHARS = 20_000
 """Longer prompts are cut for the detectors (the model reads far less); the location is kept."""
@@ -23,7 +23,8 @@ DEFAULT_COLUMNS = ("prompt", "text", "caption")
 SUPPRESS_MARKER = re.compile(r"\s*#\s*vgate:\s*allow\s*$", re.IGNORECASE)
 _SNIFF_BYTES = 8192
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate: not encodable as UTF-8 (undecodable bytes, JSON ``\\udXXX`` escapes)."""
 
 ReadItem = Record | InputIssue
 
@@ -48,14 +49,14 @@ def _undecodable(text: str) -> str | None:
 def printable(text: str) -> str:
     """``text`` with lone surrogates (undecodable bytes, JSON ``\\udXXX`` escapes) spelled out as
     ``\\udcff``, so that it can be written to a UTF-8 report."""
-    if _SURROGATE.search(text) is None:
+    if LONE_SURROGATE.search(text) is None:
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def lone_surrogate(text: str) -> str | None:
     """Describe a lone surrogate (not encodable as UTF-8) in a decoded value, or None."""
-    match = _SURROGATE.search(text)
+    match = LONE_SURROGATE.search(text)
     if match is None:
         return None
     return f"contains a lone surrogate (U+{ord(match.group(0)):04X}), not valid text; skipped"
@@ -67,7 +68,7 @@ def open_text(raw: BinaryIO, source: str) -> io.TextIOWrapper | InputIssue:
     Undecodable bytes become lone surrogates, so that readers can report them line by line.
     """
     if not hasattr(raw, "peek"):
-        raw = io.BufferedReader(raw)  # type: ignore[arg-type]  # e.g. a BytesIO as stdin
+        raw = io.BufferedReader(cast("io.RawIOBase", raw))  # e.g. a BytesIO as stdin
     head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
     if not head:
         return InputIssue(source, "empty file")

@@ -12,7 +12,7 @@
 ``scan_dataset`` adds ``score_<category>`` (float32, five columns), ``decision`` (block, warn,
 allow or error), ``categories`` (the flagged categories), ``reasons``, ``suppressed_by`` and
 ``error`` to every row, keeping the input columns. It is one ``map_batches`` over a pool of Ray
-actors: each actor unpickles the :class:`~vgate.gate.Gate` (which travels without model
+actors: each actor unpickles the :class:`~vgate.core.gate.Gate` (which travels without model
 sessions) and loads its detectors once. A row whose prompt is null or not a string gets
 ``decision = "error"``, null scores and a message in ``error``; the job goes on.
 
@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vgate.categories import CATEGORY_IDS
+from vgate.core.findings import BLOCK, WARN, InputIssue, ScanSummary
 from vgate.errors import MissingExtraError, VgateError
-from vgate.findings import BLOCK, WARN, InputIssue, ScanSummary
 from vgate.policy import Policy
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from ray.data import Dataset
 
-    from vgate.gate import Gate
+    from vgate.core.gate import Gate
 
 SCORE_COLUMNS: tuple[str, ...] = tuple(f"score_{cid}" for cid in CATEGORY_IDS)
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -198,7 +198,7 @@ def plan_pool(
 def _resolve_gate(
     policy: Gate | Policy | str | Path, detectors: str | Sequence[str] | None, model: str | None
 ) -> Gate:
-    from vgate.gate import Gate
+    from vgate.core.gate import Gate
 
     if isinstance(policy, Gate):
         if detectors is not None or model is not None:

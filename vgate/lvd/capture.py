@@ -124,7 +124,7 @@ def timestep_fraction(scheduler: Any, timestep: Any, index: int | None = None) -
 
 
 @functools.cache
-def _tuple_x0_position(scheduler_cls: type) -> int | None:
+def _tuple_x0_position(scheduler_cls: Any) -> int | None:
     """Where x̂₀ sits in the tuple ``step(..., return_dict=False)`` returns, if it does."""
     try:
         hints = typing.get_type_hints(scheduler_cls.step)
@@ -147,7 +147,7 @@ def returned_x0(scheduler: Any, output: Any) -> torch.Tensor | None:
         if value is not None:
             return value
     if isinstance(output, tuple):
-        position = _tuple_x0_position(type(scheduler))
+        position = _tuple_x0_position(scheduler.__class__)
         if position is not None and position < len(output):
             return output[position]
     return None

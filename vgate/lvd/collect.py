@@ -11,11 +11,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vgate.errors import VgateError
-from vgate.evaluate import load_labelled_csv
+from vgate.inputs.labelled import load_labelled_csv
 from vgate.lvd.shards import Manifest, ShardWriter, check_resume, stored_ids
 from vgate.progress import progress_bar
 
@@ -78,7 +79,9 @@ def collect_latents(
             f"--steps: step {steps[-1]} is beyond the schedule of {num_inference_steps} steps"
         )
     data = load_labelled_csv(prompts)
-    size = {k: v for k, v in (("height", height), ("width", width)) if v is not None}
+    size: dict[str, Any] = {
+        k: v for k, v in (("height", height), ("width", width)) if v is not None
+    }
     out = Path(out)
     check_resume(
         out,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vgate.categories import CATEGORY_IDS
+from vgate.core.findings import ALLOW, BLOCK
 from vgate.errors import VgateError
-from vgate.findings import ALLOW, BLOCK
 from vgate.policy import Policy
 
 

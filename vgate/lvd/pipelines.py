@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vgate.errors import MissingExtraError, VgateError
+from vgate.errors import MissingExtraError, VgateError, first_line
 from vgate.lvd.latents import BCFHW, BFCHW, FLAT_FRAMES, LTX_PACKED
 
 # pipeline class -> layout of the ``sample`` passed to ``scheduler.step`` in its denoising loop
@@ -94,11 +94,6 @@ def _supported_list() -> str:
     return ", ".join(sorted(SUPPORTED_PIPELINES))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def _pipeline_class_name(ref: str, diffusers: Any) -> str:
     """``_class_name`` of the pipeline's model_index.json (local dir or HF cache, no download)."""
     path = Path(ref).expanduser()
@@ -117,7 +112,8 @@ def _pipeline_class_name(ref: str, diffusers: Any) -> str:
         config = diffusers.DiffusionPipeline.load_config(str(path), local_files_only=True)
     except Exception as exc:
         if path.exists():
-            raise VgateError(f"{ref}: unreadable model_index.json ({_first_line(exc)})") from None
+            problem = first_line(exc, with_type=True)
+            raise VgateError(f"{ref}: unreadable model_index.json ({problem})") from None
         raise VgateError(
             f"{ref}: neither a local directory nor a model in the local Hugging Face cache; "
             "vgate does not download: the weights must be present locally (a directory saved "
@@ -176,12 +172,13 @@ def load_pipeline(ref: str, *, device: str = "auto", dtype: str | None = None) -
             **{_dtype_keyword(): torch_dtype},
         )
     except Exception as exc:
-        raise VgateError(f"{ref}: cannot load the pipeline ({_first_line(exc)})") from None
+        problem = first_line(exc, with_type=True)
+        raise VgateError(f"{ref}: cannot load the pipeline ({problem})") from None
     try:
         pipe.to(target)
     except (RuntimeError, ValueError) as exc:
         raise VgateError(
-            f"{ref}: cannot move the pipeline to {target} ({_first_line(exc)})"
+            f"{ref}: cannot move the pipeline to {target} ({first_line(exc, with_type=True)})"
         ) from None
     pipe.set_progress_bar_config(disable=True)
     return pipe

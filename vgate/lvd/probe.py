@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -49,6 +50,10 @@ def _group_norm(channels: int) -> nn.GroupNorm:
 
 class ProbeNet(nn.Module):
     """x̂₀ ``[B, C, F, H, W]`` + timestep fraction ``[B]`` -> logits ``[B, 5]``."""
+
+    mean: torch.Tensor  # buffers (registered in __init__)
+    std: torch.Tensor
+    freqs: torch.Tensor
 
     def __init__(
         self,
@@ -94,7 +99,8 @@ class ProbeNet(nn.Module):
         # with weight / s and a shifted bias (constant-folded into one Conv in the ONNX graph)
         scale = (1.0 / self.std).reshape(1, -1, 1, 1, 1)
         weight = self.stem.weight * scale
-        bias = self.stem.bias - (weight * self.mean.reshape(1, -1, 1, 1, 1)).sum(dim=(1, 2, 3, 4))
+        stem_bias = cast(torch.Tensor, self.stem.bias)
+        bias = stem_bias - (weight * self.mean.reshape(1, -1, 1, 1, 1)).sum(dim=(1, 2, 3, 4))
         x = nn.functional.conv3d(latent, weight, bias, stride=self.stem.stride)
         _, width, _, ph, pw = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * f, width, ph, pw)

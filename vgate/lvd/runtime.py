@@ -8,7 +8,6 @@ x̂₀ ``[B, C, F, H, W]`` at a sampling step.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from vgate.categories import CATEGORY_IDS
-from vgate.errors import ModelError, VgateError
-from vgate.resources import shipped_dir
+from vgate.errors import ModelError, VgateError, first_line
+from vgate.resources import default_threads, shipped_dir
 
 BUILTIN_PREFIX = "builtin:"
 PROBE_JSON = "probe.json"
@@ -68,21 +67,6 @@ def providers_for(device: str) -> list[str]:
             "install vgate[gpu] (onnxruntime-gpu)"
         )
     return [CPU]
-
-
-def default_threads() -> int:
-    """Intra-op threads for the probe: the CPUs this process may use, at most 4 (a ~50 MFLOP
-    graph gains little from more, and the denoiser may need the rest)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_THREADS))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 class ProbeRuntime:
@@ -139,7 +123,7 @@ class ProbeRuntime:
                     raise ValueError(f"bad graph entry {key!r}: {name!r}")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(
-                f"probe file {path} is invalid ({_first_line(exc)}); {self.hint}"
+                f"probe file {path} is invalid ({first_line(exc, limit=160)}); {self.hint}"
             ) from None
         return meta
 
@@ -153,7 +137,7 @@ class ProbeRuntime:
         options.log_severity_level = 3
         # the probe runs a few times per video: idle threads should sleep, not spin
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.intra_op_num_threads = self._threads or default_threads()
+        options.intra_op_num_threads = self._threads or default_threads(MAX_THREADS)
         providers: list[Any] = [
             (CUDA, {"device_id": self._device_index}) if p == CUDA else p for p in requested
         ]
@@ -161,7 +145,7 @@ class ProbeRuntime:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(
-                f"probe file {path} cannot be loaded ({_first_line(exc)}); {self.hint}"
+                f"probe file {path} cannot be loaded ({first_line(exc, limit=160)}); {self.hint}"
             ) from None
         inputs = sorted(i.name for i in session.get_inputs())
         outputs = session.get_outputs()

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,11 +55,11 @@ class Manifest:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Manifest:
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
         fields = {**data}
         for key in ("steps", "timesteps", "categories"):
-            fields[key] = tuple(fields[key])  # type: ignore[arg-type]
-        return cls(**fields)  # type: ignore[arg-type]
+            fields[key] = tuple(fields[key])
+        return cls(**fields)
 
 
 @dataclass
@@ -77,7 +77,7 @@ class LatentSet:
     @property
     def unsafe(self) -> np.ndarray:
         """bool [N]: any category set."""
-        return self.labels.any(axis=1)
+        return np.asarray(self.labels.any(axis=1))
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -173,10 +173,6 @@ class ShardWriter:
         self._buffer.append((x0.astype(np.float16), labels.astype(np.uint8), prompt_id))
         if len(self._buffer) >= self.shard_size:
             self.flush()
-
-    def add_many(self, items: Iterable[tuple[np.ndarray, np.ndarray, str]]) -> None:
-        for x0, labels, prompt_id in items:
-            self.add(x0, labels, prompt_id)
 
     def flush(self) -> None:
         """Write the buffered prompts as one shard (atomically)."""

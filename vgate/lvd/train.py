@@ -1,4 +1,5 @@
-"""``vgate probe train``: train the LVD probe on a latent collection and write a probe directory.
+"""Training the LVD probe on a latent collection and writing a probe directory (the library
+behind ``vgate probe train``, see :mod:`vgate.commands.probe`).
 
 Two modes: ``shared`` (one probe, the timestep is an input, trained on every collected step) and
 ``per-step`` (one probe per collected step, one ONNX file each). ``auto`` trains both on the same
@@ -21,10 +22,9 @@ import numpy as np
 
 from vgate.categories import CATEGORY_IDS
 from vgate.errors import MissingExtraError, VgateError
-from vgate.evaluate import format_metric
-from vgate.lvd.evaluate import category_f1, unsafe_metrics
 from vgate.lvd.runtime import PROBE_FORMAT, PROBE_JSON
 from vgate.lvd.shards import LatentSet, Manifest, read_latents
+from vgate.metrics import category_f1, format_metric, unsafe_metrics
 
 MODES = ("auto", "shared", "per-step")
 SPLIT_JSON = "split.json"
@@ -112,11 +112,11 @@ def _train_mode(
     timesteps = np.asarray(manifest.timesteps, dtype=np.float32)
     config = probe.ProbeConfig(channels=manifest.latent_channels, width=width)
     models: dict[int | None, Any] = {}
-    if mode == "shared":
-        mean, std = probe.channel_stats(data.x0, train_rows)
-        torch.manual_seed(settings.seed)  # the same init whichever mode trains first
+
+    def fit(step_index: int | None, seed: int, pairs: np.ndarray, label: str) -> Any:
+        mean, std = probe.channel_stats(data.x0, train_rows, step_index=step_index)
+        torch.manual_seed(seed)
         model = probe.ProbeNet(config, mean, std)
-        pairs = np.array([(r, s) for r in train_rows for s in range(len(steps))], dtype=np.int64)
         probe.fit(
             model,
             data.x0,
@@ -125,28 +125,19 @@ def _train_mode(
             timesteps,
             settings,
             device,
-            label="shared probe",
+            label=label,
             progress=progress,
         )
-        models = dict.fromkeys(steps, model)
+        return model
+
+    if mode == "shared":
+        # the same init whichever mode trains first
+        pairs = np.array([(r, s) for r in train_rows for s in range(len(steps))], dtype=np.int64)
+        models = dict.fromkeys(steps, fit(None, settings.seed, pairs, "shared probe"))
     else:
         for s, step in enumerate(steps):
-            mean, std = probe.channel_stats(data.x0, train_rows, step_index=s)
-            torch.manual_seed(settings.seed + s)
-            model = probe.ProbeNet(config, mean, std)
             pairs = np.stack([train_rows, np.full(len(train_rows), s)], axis=1).astype(np.int64)
-            probe.fit(
-                model,
-                data.x0,
-                data.labels,
-                pairs,
-                timesteps,
-                settings,
-                device,
-                label=f"probe for step {step}",
-                progress=progress,
-            )
-            models[step] = model
+            models[step] = fit(s, settings.seed + s, pairs, f"probe for step {step}")
     per_step = []
     for s, step in enumerate(steps):
         probs = probe.predict(models[step], data.x0, val_rows, s, float(timesteps[s]), device)
@@ -308,9 +299,10 @@ def write_probe_dir(
         graphs: dict[str, str] = {"*": SHARED_FILE}
         probe.export_onnx(models[None], out / SHARED_FILE)
     else:
-        graphs = {str(step): step_file(step) for step in models}
-        for step, model in models.items():
-            probe.export_onnx(model, out / step_file(step))  # type: ignore[arg-type]
+        per_step = {step: model for step, model in models.items() if step is not None}
+        graphs = {str(step): step_file(step) for step in per_step}
+        for step, model in per_step.items():
+            probe.export_onnx(model, out / step_file(step))
     meta = {
         "format_version": PROBE_FORMAT,
         "kind": "vgate-lvd-probe",
@@ -427,34 +419,3 @@ Modes compared on the same split:
 Trained here by `vgate probe train`; the probe weights are released under Apache-2.0 like vgate.
 The licence of the prompts used to collect the latents is that of their source data set.
 """
-
-
-def print_train_report(report: dict[str, Any]) -> None:
-    """Per-step validation metrics as a rich table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"probe validation ({report['mode']}, {report['selected_by']})")
-    for col in ("step", "t", "accuracy", "unsafe recall", "safe FPR", "ROC-AUC", "macro F1"):
-        table.add_column(col, justify="right")
-    for m in report["validation"]["per_step"]:
-        table.add_row(
-            str(m["step"]),
-            f"{m['timestep']:.3f}",
-            *map(format_metric, (m["accuracy"], m["unsafe_recall"], m["safe_fpr"], m["roc_auc"])),
-            format_metric(m["macro_f1"]),
-        )
-    console = Console()
-    console.print(table)
-    for name, m in report["modes"].items():
-        console.print(
-            f"{name}: mean macro F1 {m['mean_macro_f1']:.3f}, mean accuracy "
-            f"{m['mean_accuracy']:.3f} ({m['seconds']:.1f} s)"
-        )
-
-
-def run_train(directory: Path, out: Path, **options: Any) -> dict[str, Any]:
-    """``vgate probe train``: train, write ``out``, print the validation table."""
-    report = train_probe(directory, out, **options)
-    print_train_report(report)
-    return report

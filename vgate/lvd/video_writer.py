@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def write_video(frames: np.ndarray, path: Path, fps: float = 8.0) -> Path:
         height, width = frames.shape[1:3]
     try:
         with av.open(str(path), mode="w") as container:
-            stream = container.add_stream(codec, rate=max(1, round(fps)))
+            stream = cast("av.VideoStream", container.add_stream(codec, rate=max(1, round(fps))))
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             for frame in frames:
                 image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")

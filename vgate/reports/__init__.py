@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 from vgate.errors import VgateError
-from vgate.findings import ScanMeta, ScanSummary, Verdict
-
-FORMATS: tuple[str, ...] = ("table", "json", "jsonl", "sarif")
 
 
 class Reporter(Protocol):
@@ -26,6 +25,44 @@ class Reporter(Protocol):
         ...
 
 
+ReporterFactory = Callable[[TextIO, bool], Reporter]
+"""Builds a reporter writing to a stream; the flag is ``show_all``."""
+
+
+def _table(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.table import TableReporter
+
+    return TableReporter(stream, show_all=show_all)
+
+
+def _json(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.json_report import JsonReporter
+
+    return JsonReporter(stream, show_all=show_all)
+
+
+def _jsonl(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.jsonl_report import JsonlReporter
+
+    return JsonlReporter(stream, show_all=show_all)
+
+
+def _sarif(stream: TextIO, show_all: bool) -> Reporter:
+    from vgate.reports.sarif import SarifReporter
+
+    return SarifReporter(stream, show_all=show_all)
+
+
+REPORTERS: dict[str, ReporterFactory] = {
+    "table": _table,
+    "json": _json,
+    "jsonl": _jsonl,
+    "sarif": _sarif,
+}
+"""Report formats by name (``--format``); a format's module is imported only when used."""
+FORMATS: tuple[str, ...] = tuple(REPORTERS)
+
+
 def make_reporter(fmt: str, stream: TextIO, *, show_all: bool = False) -> Reporter:
     """The reporter of format ``fmt`` (one of ``FORMATS``) writing to ``stream``.
 
@@ -33,20 +70,7 @@ def make_reporter(fmt: str, stream: TextIO, *, show_all: bool = False) -> Report
     whose hits were waived (with a ``suppressions`` entry). JSON and JSONL always list every
     prompt.
     """
-    if fmt == "table":
-        from vgate.reports.table import TableReporter
-
-        return TableReporter(stream, show_all=show_all)
-    if fmt == "json":
-        from vgate.reports.json_report import JsonReporter
-
-        return JsonReporter(stream, show_all=show_all)
-    if fmt == "jsonl":
-        from vgate.reports.jsonl_report import JsonlReporter
-
-        return JsonlReporter(stream, show_all=show_all)
-    if fmt == "sarif":
-        from vgate.reports.sarif import SarifReporter
-
-        return SarifReporter(stream, show_all=show_all)
-    raise VgateError(f"unknown report format '{fmt}'; expected one of: {', '.join(FORMATS)}")
+    factory = REPORTERS.get(fmt)
+    if factory is None:
+        raise VgateError(f"unknown report format '{fmt}'; expected one of: {', '.join(FORMATS)}")
+    return factory(stream, show_all)

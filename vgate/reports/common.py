@@ -10,7 +10,7 @@ import numpy as np
 
 from vgate import __version__
 from vgate.categories import CATEGORY_IDS
-from vgate.findings import (
+from vgate.core.findings import (
     VIDEO_ERROR,
     CategoryHit,
     InputIssue,
@@ -32,7 +32,6 @@ JSON_TEXT_LIMIT = 500
 
 _LANGUAGE_NOTE = re.compile(r"^\s*language(?:\s*[:=]\s*|\s+)(?P<value>[\w-]+)", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def number(value: float) -> float | None:
@@ -60,13 +59,6 @@ def shorten(text: str, limit: int) -> tuple[str, bool]:
 def one_line(text: str, limit: int) -> str:
     """``text`` with whitespace runs (newlines included) collapsed, shortened to ``limit``."""
     return shorten(_WHITESPACE.sub(" ", text).strip(), limit)[0]
-
-
-def encodable(text: str) -> str:
-    """``text`` with lone surrogates spelled out (``\\udcff``) so it can be written as UTF-8."""
-    if _SURROGATE.search(text) is None:
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def location(source: str, line: int | None) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import TextIO
 
-from vgate.findings import ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import ScanMeta, ScanSummary, Verdict
+from vgate.inputs.prompts import LONE_SURROGATE
 from vgate.reports.common import (
     REPORT_FORMAT_VERSION,
     TOOL,
@@ -18,9 +18,6 @@ from vgate.reports.common import (
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def dumps(obj: object) -> str:
     """Compact UTF-8 JSON on one line, whatever ``str.splitlines`` counts as a line break.
 
@@ -28,7 +25,7 @@ def dumps(obj: object) -> str:
     a lone surrogate (not encodable as UTF-8) makes the whole value ASCII-escaped.
     """
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
-    if _SURROGATE.search(text):
+    if LONE_SURROGATE.search(text):
         return json.dumps(obj, ensure_ascii=True, allow_nan=False)
     return text.translate(_LINE_BREAKS)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from vgate.findings import ScanMeta, ScanSummary, Verdict
+from vgate.core.findings import ScanMeta, ScanSummary, Verdict
 from vgate.reports.common import REPORT_FORMAT_VERSION, TOOL, meta_item, summary_item, verdict_item
 from vgate.reports.json_report import dumps
 

@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 from vgate import __version__
 from vgate.categories import CATEGORIES, CATEGORY_INDEX, Category
-from vgate.findings import (
+from vgate.core.findings import (
     BLOCK,
+    FINGERPRINT_KEY,
     VIDEO_ERROR,
     WARN,
     CategoryHit,
@@ -40,7 +41,6 @@ SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 SARIF_VERSION = "2.1.0"
-FINGERPRINT_KEY = "vgatePromptHash/v1"
 SRCROOT = "%SRCROOT%"
 MAX_RESULTS = 25_000
 """GitHub code scanning's hard limit of results per run."""
@@ -72,7 +72,7 @@ def information_uri() -> str:
         _, _, url = entry.partition(",")
         if url.strip().startswith("https://"):
             return url.strip()
-    home = meta.get("Home-page")
+    home = next(iter(meta.get_all("Home-page") or []), None)
     return home if home and home.startswith("https://") else DEFAULT_INFORMATION_URI
 
 

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vgate.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
-from vgate.reports.common import encodable, one_line, record_location
+from vgate.core.findings import ALLOW, BLOCK, WARN, ScanMeta, ScanSummary, Verdict
+from vgate.inputs.prompts import printable
+from vgate.reports.common import one_line, record_location
 
 PROMPT_WIDTH = 50
 """Prompts are collapsed to one line and shortened to this many characters."""
@@ -71,8 +72,8 @@ class TableReporter:
         decision = verdict.decision.upper() if verdict.flagged else verdict.decision
         if verdict.suppressed_by:
             decision = f"{decision} ({verdict.suppressed_by})"
-        where = encodable(record_location(record))
-        prompt = encodable(one_line(record.text, PROMPT_WIDTH))
+        where = printable(record_location(record))
+        prompt = printable(one_line(record.text, PROMPT_WIDTH))
         self._rows.append((where, categories, decision, prompt))
 
     def finish(self, summary: ScanSummary) -> None:
@@ -92,12 +93,12 @@ class TableReporter:
         if summary.errors:
             out.print(Text("Input errors:", style="bold red"))
             for issue in summary.errors:
-                out.print(Text(f"  {encodable(str(issue))}"))
+                out.print(Text(f"  {printable(str(issue))}"))
             if summary.error_count > len(summary.errors):
                 hidden = summary.error_count - len(summary.errors)
                 out.print(Text(f"  ... {hidden} more input errors not shown"))
         for note in summary.notes:
-            out.print(Text(f"Note: {encodable(note)}", style="yellow"))
+            out.print(Text(f"Note: {printable(note)}", style="yellow"))
         out.print(Text(summary_line(summary), style="bold"))
         out.file.flush()
 
