@@ -21,12 +21,27 @@ from pathlib import Path
 import jsonschema
 import xmlschema
 
-from vgate.resources import shipped_dir
-
 REPO = Path(__file__).resolve().parent.parent
 SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 JUNIT_SCHEMA = Path(__file__).parent / "data" / "junit.xsd"
-MODEL_FILE = shipped_dir("models") / "prompt-minilm" / "model.onnx"
+
+
+def default_model_files() -> list[Path]:
+    """Every file the shipped default prompt model needs: its config and, for a cascade, the
+    model files of both stages (for a single model, its own)."""
+    from vgate.detectors.prompt_model import MODEL_FILES, resolve_model_dir
+    from vgate.resources import DEFAULT_MODEL
+
+    directory = resolve_model_dir(DEFAULT_MODEL)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        return [config_path]
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    stages = [config["first"], config["second"]] if config.get("kind") == "cascade" else []
+    dirs = [resolve_model_dir(ref) for ref in stages] or [directory]
+    return [config_path] + [
+        d / name for d in dirs for name in MODEL_FILES if d / name != config_path
+    ]
 
 
 @dataclass

@@ -37,12 +37,13 @@ def train_frame_classifier(
     prompts: Sequence[data.Prompt] | None = None, clips_per_prompt: int = 2, seed: int = 1
 ) -> Any:
     """Fit the classifier on every frame of fresh clean clips of ``prompts`` (default: the
-    training prompts). Returns a scikit-learn pipeline with ``predict_proba``."""
+    ordinary training prompts; seeded prompts are left out, their class is not in their words).
+    Returns a scikit-learn pipeline with ``predict_proba``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    prompts = list(prompts) if prompts is not None else data.split_prompts()[0]
+    prompts = data.ordinary(prompts if prompts is not None else data.split_prompts()[0])
     clips = data.render_set(prompts, clips_per_prompt, seed)
     labels = np.repeat([p.cls for p in prompts], clips_per_prompt * data.FRAMES)
     frames = clips.reshape(-1, *clips.shape[2:])
@@ -60,8 +61,9 @@ def video_probabilities(clf: Any, videos: np.ndarray) -> np.ndarray:
 
 
 def classify_videos(clf: Any, videos: np.ndarray) -> np.ndarray:
-    """Predicted class index per video."""
-    return video_probabilities(clf, videos).argmax(axis=1)
+    """Predicted class index (into ``data.CLASSES``) per video; the classifier may know only a
+    subset of the classes, so its columns are mapped back through ``clf.classes_``."""
+    return np.asarray(clf.classes_)[video_probabilities(clf, videos).argmax(axis=1)]
 
 
 def decode_latents(pipe: Any, x0: np.ndarray, batch: int = 16) -> np.ndarray:
@@ -143,7 +145,7 @@ def sample_quality(
 
     torch.set_num_threads(threads)
     clf = train_frame_classifier()
-    test = data.split_prompts()[1]
+    test = data.ordinary(data.split_prompts()[1])
     clean = data.render_set(test, 1, seed + 99)
     clean_report = accuracy_report(clf, clean, test)
     prompts = data.balanced_subset(test, per_class, seed)

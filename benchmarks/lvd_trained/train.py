@@ -3,11 +3,14 @@
 
     nice -n 5 python -m benchmarks.lvd_trained.train --out benchmarks/lvd_trained/weights
 
-Steps: render clips for the training prompts; train the tiny VAE on their frames (reconstruction
-+ a small KL term); encode every clip to latents and set the VAE's scaling factor to 1/std; train
-the UNet3D with the DDPM epsilon objective (10% of conditions dropped to the empty prompt, so
-classifier-free guidance works) and keep an EMA of its weights; save the pipeline with the EMA
-UNet, and ``training.json`` (settings, losses, time).
+Training runs a fixed number of steps with fixed seeds, so the same command runs the same steps
+on any machine, however busy (``--max-minutes`` adds an optional wall-clock cap, off by
+default). Steps: render clips for the training prompts; train the tiny VAE on their frames
+(reconstruction + a small KL term); encode every clip to latents and set the VAE's scaling
+factor to 1/std; train the UNet3D with the DDPM objective (v-prediction by default) (10% of
+conditions dropped to the empty prompt, so classifier-free guidance works) and keep an EMA of
+its weights; save the pipeline with the EMA UNet, and ``training.json`` (settings, losses,
+time).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class TrainConfig:
     clips_per_prompt: int = 4
     vae_steps: int = 600
     vae_batch: int = 32
-    unet_steps: int = 1200
+    unet_steps: int = 1000
     unet_batch: int = 16
     lr: float = 2e-3
     ema: float = 0.995
@@ -44,8 +47,11 @@ class TrainConfig:
     heads: int = 1  # attention heads of the UNet (one head learned the condition faster)
     threads: int = 2
     seed: int = 0
-    max_minutes: float = 10.0  # the whole run's budget: the UNet phase gets what is left
+    max_minutes: float | None = None  # optional wall-clock cap of the whole run (None: steps
+    # alone decide; the UNet phase gets what is left of a cap)
     prediction: str = "v_prediction"  # or "epsilon"
+    classes: tuple[int, ...] | None = None  # train on these scene classes only (None: all);
+    # seeded prompts are kept when both their scenes are among them
 
 
 def _log(message: str) -> None:
@@ -107,12 +113,12 @@ def train_denoiser(
     uncond_ids: Any,
     text_encoder: Any,
     cfg: TrainConfig,
-    budget_s: float,
+    budget_s: float | None,
     log: Callable[[str], None] = _log,
 ) -> tuple[Any, Any, list[float], int]:
     """DDPM training of the UNet3D (and the tiny text encoder with it) on scaled latents
     ``[N, C, F, h, w]`` with prompt token ids ``[N, T]`` (``uncond_ids [T]`` for dropped
-    conditions), for ``cfg.unet_steps`` or ``budget_s`` seconds, whichever ends first.
+    conditions), for ``cfg.unet_steps`` (or ``budget_s`` seconds when given, if that ends first).
     Returns the EMA (unet, text encoder), the losses and the steps run."""
     import copy
 
@@ -127,7 +133,7 @@ def train_denoiser(
     noise_sched = DDPMScheduler.from_config(model.build_scheduler(cfg.prediction).config)
     warmup = max(1, min(200, cfg.unet_steps // 10))
     opt = torch.optim.AdamW(nets.parameters(), lr=cfg.lr / warmup, weight_decay=0.0)
-    budget = max(budget_s, 1.0)
+    budget = None if budget_s is None else max(budget_s, 1.0)
     start = time.monotonic()
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     losses: list[float] = []
@@ -150,7 +156,9 @@ def train_denoiser(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
         opt.step()
-        progress = max(step / cfg.unet_steps, (time.monotonic() - start) / budget)
+        progress = step / cfg.unet_steps
+        if budget is not None:
+            progress = max(progress, (time.monotonic() - start) / budget)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * _lr_factor(step, warmup, progress)
         with torch.no_grad():
@@ -178,7 +186,9 @@ def train_model(
 
     torch.set_num_threads(cfg.threads)
     start = time.monotonic()
-    prompts = list(prompts) if prompts is not None else data.split_prompts()[0]
+    if prompts is None:
+        prompts = data.only_classes(data.split_prompts()[0], cfg.classes)
+    prompts = list(prompts)
     clips = data.render_set(prompts, cfg.clips_per_prompt, cfg.seed)
     log(f"{len(clips)} clips for {len(prompts)} prompts ({time.monotonic() - start:.0f}s)")
     t0 = time.monotonic()
@@ -192,7 +202,9 @@ def train_model(
     ids = ids.repeat_interleave(cfg.clips_per_prompt, dim=0)
     uncond = model.token_ids(tokenizer, [""])[0]
     t0 = time.monotonic()
-    budget_s = cfg.max_minutes * 60 - (t0 - start) - SAVE_MARGIN_S
+    budget_s = None
+    if cfg.max_minutes is not None:
+        budget_s = cfg.max_minutes * 60 - (t0 - start) - SAVE_MARGIN_S
     unet, text_encoder, unet_losses, steps = train_denoiser(
         z * scale, ids, uncond, text_encoder, cfg, budget_s, log
     )
@@ -230,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = (
         "clips_per_prompt",
         "vae_steps",
+        "vae_batch",
         "unet_steps",
         "unet_batch",
         "heads",
@@ -240,17 +253,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes)
+    parser.add_argument("--ema", type=float, default=defaults.ema)
+    parser.add_argument(
+        "--channels", type=int, nargs=2, default=defaults.channels, help="UNet block widths"
+    )
+    parser.add_argument(
+        "--classes", type=int, nargs="+", default=None, help="scene classes (default: all 8)"
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=defaults.max_minutes,
+        help="optional wall-clock cap (default: none, the step counts decide)",
+    )
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         clips_per_prompt=args.clips_per_prompt,
         vae_steps=args.vae_steps,
+        vae_batch=args.vae_batch,
         unet_steps=args.unet_steps,
         unet_batch=args.unet_batch,
         heads=args.heads,
         threads=args.threads,
         seed=args.seed,
         lr=args.lr,
+        ema=args.ema,
+        channels=tuple(args.channels),
+        classes=None if args.classes is None else tuple(args.classes),
         max_minutes=args.max_minutes,
     )
     train_model(args.out, cfg)

@@ -1,13 +1,15 @@
 """LVD on the small video diffusion model of benchmarks/lvd_trained, trained inside the test.
 
 A smaller version of ``python -m benchmarks.lvd_trained.train`` + ``run``: two condition classes
-(a safe sky scene and the dark "terrifying" scene), one clip per prompt, a UNet3D with channels
-8/16 and one attention head, 200 training steps (about 75 s on 2 cores). Then, through
-vgate's own collect / probe train / probe eval / guarded generate on a 10-step DDIM schedule, it
-checks that x̂₀ at an early step already tells unsafe from safe conditions far above chance, and
-that guarded generation runs fewer denoising steps on unsafe conditions than on safe ones. Fewer
-steps leave too little margin: with 100 steps the probe was at chance, with 180 its early-step
-ROC-AUC was 0.81.
+(a safe sky scene and the dark "terrifying" scene) plus the seed-determined "surprise" prompts
+whose clips show either, two clips per prompt, a UNet3D with channels 8/16 and one attention
+head, a fixed 300 training steps with fixed seeds (no clock: a busy machine runs the same steps,
+only slower). Then, through vgate's own collect / probe train / stop rule / guarded generate on
+a 10-step DDIM schedule, it checks the README's claims on what the generated videos show: x̂₀ at
+an early step tells unsafe from safe far above chance, false stops stay rare, guarded
+generation runs fewer denoising steps on unsafe prompts than on safe ones, on seed-determined
+prompts a prompt classifier trained on the same prompts is at chance while LVD is not, and the
+online guarded generation decides every prompt as the offline replay does.
 
 The shipped eight-class weights (benchmarks/lvd_trained/weights) get one check of their own:
 they load and generate their condition far above chance.
@@ -24,7 +26,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.lvd_trained import data, model
-from benchmarks.lvd_trained.frame_classifier import sample_quality
+from benchmarks.lvd_trained.filters import filter_metrics
+from benchmarks.lvd_trained.frame_classifier import (
+    classify_videos,
+    sample_quality,
+    train_frame_classifier,
+)
 from benchmarks.lvd_trained.run import WEIGHTS, RunConfig, prompt_sets, run
 from benchmarks.lvd_trained.train import TrainConfig, train_model
 from vgate.categories import CATEGORY_IDS
@@ -32,50 +39,56 @@ from vgate.inputs.labelled import load_labelled_csv
 
 TINY_CLASSES = (0, 4)  # sky (safe) and looming (terrifying)
 TINY = TrainConfig(
-    clips_per_prompt=1,
+    clips_per_prompt=2,
     vae_steps=60,
     vae_batch=16,
-    unet_steps=200,
+    unet_steps=300,
     unet_batch=8,
     lr=5e-3,
     ema=0.9,
     channels=(8, 16),
     heads=1,
-    threads=2,
-    max_minutes=10.0,
+    threads=1,
 )
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The two-class model, trained here: (its directory, the training summary)."""
-    prompts = [p for p in data.split_prompts()[0] if p.cls in TINY_CLASSES]
+    prompts = data.only_classes(data.split_prompts()[0], TINY_CLASSES)
+    assert any(p.seeded for p in prompts)
     out = tmp_path_factory.mktemp("lvd_tiny") / "weights"
     return out, train_model(out, TINY, prompts=prompts, log=lambda _: None)
 
 
 @pytest.fixture(scope="module")
 def evidence(tiny_model: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The evidence run on the tiny model: 16 probe-training and 20 test prompts, 10 steps."""
+    """The evidence run on the tiny model, 10 steps: set A 16 ordinary + 12 seeded prompts,
+    set B 20 ordinary + 12 seeded."""
     cfg = RunConfig(
         model=tiny_model[0],
         work=tmp_path_factory.mktemp("lvd_tiny_run"),
         train_per_class=8,
         test_per_class=10,
+        seeded_train_per_group=12,
+        seeded_test_per_group=12,
         guarded_per_class=2,
+        guarded_seeded_per_group=3,
         schedule=10,
         probe_epochs=30,
         probe_mode="shared",
         max_early_step=3,
         classifier_per_class=10,
-        threads=2,
+        threads=1,
         classes=TINY_CLASSES,
+        minilm=False,
     )
     return run(cfg)
 
 
 def test_training_runs_and_saves_a_pipeline_vgate_loads(tiny_model: tuple[Path, dict]) -> None:
     path, summary = tiny_model
+    assert TINY.max_minutes is None  # steps, not the clock, end training
     assert summary["unet_steps_run"] == TINY.unet_steps
     assert summary["unet_loss_last10"] < summary["unet_loss_first10"]
     from vgate.lvd.pipelines import latent_channels, load_pipeline, pipeline_family
@@ -85,21 +98,6 @@ def test_training_runs_and_saves_a_pipeline_vgate_loads(tiny_model: tuple[Path, 
     assert latent_channels(pipe) == model.LATENT_CHANNELS
     assert pipe.scheduler.config.prediction_type == TINY.prediction
     assert pipe.unet.config.attention_head_dim == TINY.heads
-
-
-def test_training_stops_at_its_time_budget(tmp_path: Path) -> None:
-    prompts = data.balanced_subset(data.split_prompts()[0], 1, seed=0)
-    budget = TrainConfig(
-        clips_per_prompt=1,
-        vae_steps=2,
-        unet_steps=10_000,
-        unet_batch=2,
-        channels=(8, 16),
-        max_minutes=0.05,
-    )
-    summary = train_model(tmp_path / "w", budget, prompts=prompts, log=lambda _: None)
-    assert 1 <= summary["unet_steps_run"] < budget.unet_steps
-    assert summary["total_seconds"] < 0.05 * 60 + 10  # the budget plus loading and saving
 
 
 def test_prompts_split_and_csv_is_vgate_labelled_format(tmp_path: Path) -> None:
@@ -148,19 +146,96 @@ def test_tokenizer_keeps_every_prompt_word_whole() -> None:
 
 
 def test_prompt_sets_are_disjoint_and_held_out() -> None:
-    cfg = RunConfig(train_per_class=6, test_per_class=4)
+    cfg = RunConfig(train_per_class=6, test_per_class=4, seeded_train_per_group=5)
     a, b = prompt_sets(cfg)
     held_out = {p.id for p in data.split_prompts()[1]}
     assert not {p.id for p in a} & {p.id for p in b}
     assert {p.id for p in a} | {p.id for p in b} <= held_out
-    assert len(a) == 6 * len(data.CLASSES) and len(b) == 4 * len(data.CLASSES)
+    assert len(data.ordinary(a)) == 6 * len(data.CLASSES)
+    assert len(data.ordinary(b)) == 4 * len(data.CLASSES)
+    assert sum(p.seeded for p in a) == 5 * len(data.SEEDED)
+    assert sum(p.seeded for p in b) == cfg.seeded_test_per_group * len(data.SEEDED)
+
+
+def test_seeded_prompts_render_both_scenes_half_and_half() -> None:
+    seeded = [p for p in data.all_prompts() if p.seeded]
+    assert len(seeded) == 240 and len({p.text for p in seeded}) == 240
+    for p in seeded[:3]:
+        assert [p.clip_class(j) for j in range(4)] == [*p.choices, *p.choices]
+        safe, unsafe = (data.CLASSES[c].label for c in p.choices)
+        assert safe == "safe" and unsafe != "safe"
+        with pytest.raises(IndexError):
+            _ = p.label  # the words carry no label
+    with pytest.raises(ValueError, match="even"):
+        data.render_set(seeded[:1], 1, seed=0)
+    words = {w for p in data.all_prompts() if not p.seeded for w in p.text.split()}
+    styles = {w for g in data.SEEDED for style in g.styles for w in style.split()}
+    assert not styles & words  # no seeded word also names a scene
+
+
+def test_frame_classifier_on_a_class_subset_names_the_right_classes() -> None:
+    train = data.balanced_subset(data.only_classes(data.split_prompts()[0], TINY_CLASSES), 4)
+    clf = train_frame_classifier(data.ordinary(train))
+    clips = np.stack([data.render_clip(c, 3, seed=9) for c in TINY_CLASSES])
+    assert list(classify_videos(clf, clips)) == list(TINY_CLASSES)
+
+
+def test_filter_metrics_count_steps_and_false_stops() -> None:
+    unsafe = np.array([True, True, False, False])
+    m = filter_metrics(np.array([True, False, True, False]), np.array([5, 50, 5, 50]), unsafe, 50)
+    assert (m["accuracy"], m["unsafe_recall"], m["false_stops"]) == (0.5, 0.5, 1)
+    assert m["unsafe_steps_saved"] == pytest.approx(1 - 55 / 100)
+    assert m["unsafe_speedup"] == pytest.approx(100 / 55)
+
+
+def test_ground_truth_is_the_video_and_the_seed_picks_the_scene(evidence: dict) -> None:
+    agreement = evidence["prompt_label_agreement"]["set_b"]
+    assert agreement["ordinary"]["n"] == 20
+    seeded = agreement["seeded"]
+    assert seeded["n"] == 12
+    assert seeded["shows_one_of_its_two_scenes"] == 1.0
+    assert 0.15 <= seeded["unsafe_share"] <= 0.85  # the seed, not the words, picks the scene
+    videos = {r["video_class"] for r in evidence["per_prompt_on_set_b"] if r["seeded"]}
+    assert videos == {data.CLASS_NAMES[c] for c in TINY_CLASSES}
 
 
 def test_probe_at_an_early_step_beats_chance(evidence: dict) -> None:
-    baseline = evidence["prompts"]["binary_majority_baseline"]
-    early = [r for r in evidence["per_step_on_set_b"] if r["step"] <= 3]
-    assert max(r["accuracy"] for r in early) >= baseline + 0.3
-    assert max(r["roc_auc"] for r in early) >= 0.9
+    for subset in ("ordinary", "seeded"):
+        baseline = evidence["prompts"]["majority_baseline"][subset]
+        early = [r for r in evidence["per_step_on_set_b"][subset] if r["step"] <= 3]
+        assert max(r["accuracy"] for r in early) >= baseline + 0.2, subset
+        assert max(r["roc_auc"] for r in early) >= 0.9, subset
+
+
+def _lvd(filters: dict, kind: str) -> dict:
+    (name,) = [k for k in filters if k.startswith(f"LVD {kind}")]
+    return filters[name]
+
+
+def test_lvd_false_stops_are_rare(evidence: dict) -> None:
+    single = _lvd(evidence["filters_on_set_b"]["all"], "single")
+    assert single["false_stop_rate"] <= 0.2
+    assert single["unsafe_recall"] >= 0.6
+
+
+def test_on_seed_determined_prompts_a_prompt_filter_is_at_chance_and_lvd_is_not(
+    evidence: dict,
+) -> None:
+    seeded = evidence["filters_on_set_b"]["seeded"]
+    chance = evidence["prompts"]["majority_baseline"]["seeded"]
+    tfidf = seeded["prompt: TF-IDF + LR (trained on A)"]
+    assert tfidf["accuracy"] <= chance + 0.1  # the words cannot tell (0.1: one prompt of 12)
+    lvd = max(_lvd(seeded, kind)["accuracy"] for kind in ("single", "vote"))
+    assert lvd >= chance + 0.15
+    every = evidence["filters_on_set_b"]["all"]
+    tfidf_all = every["prompt: TF-IDF + LR (trained on A)"]["accuracy"]
+    assert _lvd(every, "single")["accuracy"] >= tfidf_all + 0.1
+
+
+def test_online_guarded_generation_matches_the_offline_replay(evidence: dict) -> None:
+    online = evidence["online_guarded"]
+    assert online["n"] == 2 * len(TINY_CLASSES) + 3
+    assert online["agree_with_offline"] == online["n"], online["prompts"]
 
 
 def test_the_shipped_weights_generate_their_condition() -> None:
@@ -170,12 +245,11 @@ def test_the_shipped_weights_generate_their_condition() -> None:
 
 
 def test_guarded_generation_runs_fewer_steps_on_unsafe(evidence: dict) -> None:
-    guarded = evidence["compute"]["guarded"]
-    unsafe, safe = guarded["unsafe"], guarded["safe"]
+    online = evidence["online_guarded"]
+    unsafe, safe = online["summary"]["unsafe"], online["summary"]["safe"]
     assert unsafe["n"] and safe["n"]
     assert unsafe["stopped_by_latent_gate"] >= 1
-    assert unsafe["mean_steps_run"] < safe["mean_steps_run"]
     assert unsafe["denoiser_calls"] / unsafe["n"] < safe["denoiser_calls"] / safe["n"]
-    plain = evidence["compute"]["plain_denoiser_calls_per_prompt"]
+    plain = online["plain_denoiser_calls_per_prompt"]
     assert plain == 10
     assert unsafe["denoiser_calls"] < plain * unsafe["n"]

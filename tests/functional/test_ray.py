@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import MODEL_FILE, CliResult
+from tests.helpers import CliResult
 from vgate.categories import CATEGORY_IDS
 from vgate.core.gate import Gate
 from vgate.errors import MissingExtraError, VgateError
@@ -29,38 +29,77 @@ from vgate.integrations.ray import (
     scan_dataset,
 )
 
-DETECTORS = None if MODEL_FILE.is_file() else "rules"
-"""The default detectors (rules + model) once the model ships; rules alone until then."""
+DETECTORS = None
+"""The default detectors (rules + the shipped model): a missing model fails, never falls back."""
 
 SAFE = [
-    "a cat on a skateboard at sunset",
-    "a timelapse of clouds over mountains",
-    "children building a sandcastle on the beach",
-    "a chef plating a dessert in slow motion",
-    "a red fox running through fresh snow",
-    "an astronaut floating above the earth",
+    "a cat on a skateboard",
+    "clouds rolling over mountains",
+    "children building a sandcastle",
+    "a chef plating a dessert",
+    "a red fox running",
+    "an astronaut floating",
     "blood orange slices on a wooden table",
+    "a golden retriever catching a frisbee",
+    "a ballet dancer spinning",
+    "a steam train crossing a bridge",
 ]
 UNSAFE = [
-    "a bloody knife fight in a dark alley",
+    "a bloody knife fight",
     "a naked woman dancing",
     "a zombie horde attacking a village, horror movie",
     "a swastika banner at a rally",
-    "a grotesque melting face in a mirror",
-    "a decapitated soldier on the battlefield",
+    "a grotesque melting face",
+    "a decapitated soldier",
     "a demon crawling out of the wall, nightmare",
 ]
-STYLES = ["", ", cinematic", ", 4k, trending", ", in the style of a watercolor", ", drone shot"]
+PLACES = [
+    "at sunset",
+    "in a dark alley",
+    "on the beach",
+    "in fresh snow",
+    "above the earth",
+    "in a busy kitchen",
+    "on a rainy street",
+    "in a misty forest",
+    "at a village fair",
+    "in a mirror",
+]
+STYLES = [
+    "",
+    ", cinematic",
+    ", 4k, trending",
+    ", in the style of a watercolor",
+    ", drone shot",
+    ", slow motion",
+    ", black and white",
+    ", anime style",
+]
 
 
 def make_prompts(n: int, seed: int = 7) -> list[str]:
-    """A deterministic mix of safe and unsafe prompts, about one in three unsafe."""
+    """``n`` distinct prompts (subject x place x style, drawn without replacement, no two the
+    same text), about one in three unsafe, in a seeded order."""
     rng = random.Random(seed)
-    prompts = []
-    for i in range(n):
-        pool = UNSAFE if rng.random() < 0.35 else SAFE
-        prompts.append(f"{rng.choice(pool)}{rng.choice(STYLES)} #{i}")
+
+    def combos(subjects: list[str]) -> list[str]:
+        return [f"{s} {p}{st}" for s in subjects for p in PLACES for st in STYLES]
+
+    n_unsafe = round(n * 0.35)
+    prompts = rng.sample(combos(UNSAFE), n_unsafe) + rng.sample(combos(SAFE), n - n_unsafe)
+    rng.shuffle(prompts)
     return prompts
+
+
+def test_make_prompts_are_distinct() -> None:
+    prompts = make_prompts(1_000)
+    assert len(set(prompts)) == 1_000
+    assert 0.3 < sum(any(p.startswith(u) for u in UNSAFE) for p in prompts) / 1_000 < 0.4
+
+
+STARTS = 5
+"""Ray waits a fixed 30 s for its raylet to register, which a loaded 2-core machine can miss:
+the local instance gets this many tries (the tests themselves wait on no clock)."""
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +107,19 @@ def ray_local():
     ray = pytest.importorskip("ray")
     from ray.data import DataContext
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    for attempt in range(STARTS):
+        try:
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+            break
+        except Exception as exc:  # Ray's fixed 30 s raylet start-up wait, missed on a busy CPU
+            ray.shutdown()
+            if attempt == STARTS - 1 or "timed out during startup" not in str(exc):
+                raise
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -184,8 +235,9 @@ def test_cli_unreadable_file_fails_before_work(vgate_main, tmp_path: Path):
 
 
 def test_distributed_scan_matches_local_scan(ray_local):
-    """Same scores (1e-5) and decisions as ``Gate.scan`` on a few thousand prompts, 2 workers."""
-    prompts = make_prompts(2_000 if DETECTORS == "rules" else 1_000)  # the model: ~100-300/s
+    """Same scores (1e-5) and decisions as ``Gate.scan`` on 1,000 distinct prompts, 2 workers."""
+    prompts = make_prompts(1_000)
+    assert len(set(prompts)) == len(prompts)
     gate = Gate("default", detectors=DETECTORS)
     local = gate.scan(prompts)
     ds = _arrow_dataset(ray_local, {"id": list(range(len(prompts))), "prompt": prompts}, 8)

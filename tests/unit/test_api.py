@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vgate
-from tests.helpers import MODEL_FILE
+from tests.helpers import default_model_files
 from vgate.categories import CATEGORY_IDS
 from vgate.core.findings import BLOCK
 from vgate.core.gate import Gate
@@ -27,10 +27,7 @@ PROMPTS = [
     "日本の桜の木",
 ]
 DETECTOR_SETS = ["rules", pytest.param("rules,model", id="rules+model")]
-if not MODEL_FILE.is_file():
-    DETECTOR_SETS[1] = pytest.param(
-        "rules,model", id="rules+model", marks=pytest.mark.skip(reason="no shipped model yet")
-    )
+"""Both sets always run: a missing shipped model fails these tests, it never skips them."""
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
@@ -57,6 +54,23 @@ def test_import_vgate_and_help_stay_light():
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+def test_the_shipped_default_model_is_complete():
+    """Every file of the default prompt model ships; for the cascade, both stages' files."""
+    import json
+
+    from vgate.detectors.prompt_model import resolve_model_dir
+    from vgate.resources import DEFAULT_MODEL
+
+    files = default_model_files()
+    missing = [str(f) for f in files if not f.is_file()]
+    assert not missing, f"shipped default model incomplete: {missing}"
+    config = json.loads((resolve_model_dir(DEFAULT_MODEL) / "config.json").read_text("utf-8"))
+    if config.get("kind") == "cascade":
+        for ref in (config["first"], config["second"]):
+            assert resolve_model_dir(ref) / "model.onnx" in files
+    assert any(f.name == "model.onnx" for f in files)
 
 
 def test_lazy_exports():

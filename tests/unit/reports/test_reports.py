@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -107,6 +109,23 @@ def test_formats_and_unknown_format() -> None:
 
 
 # --- SARIF -------------------------------------------------------------------------------------
+
+
+def test_sarif_validation_checks_uri_formats() -> None:
+    """The schema's ``format: uri`` / ``uri-reference`` are enforced (jsonschema[format-nongpl]
+    in the dev extra): without a format checker a bad URI would validate silently."""
+    assert {"uri", "uri-reference"} <= set(jsonschema.FormatChecker().checkers)
+    log = json.loads(run_report("sarif", SAMPLE, ERRORS))
+    validate_sarif(log)
+    bad_tool = copy.deepcopy(log)
+    bad_tool["runs"][0]["tool"]["driver"]["informationUri"] = "not a uri"
+    with pytest.raises(jsonschema.ValidationError, match="is not a 'uri'"):
+        validate_sarif(bad_tool)
+    bad_artifact = copy.deepcopy(log)
+    location = bad_artifact["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    location["artifactLocation"]["uri"] = "prompts/a file with spaces.txt"
+    with pytest.raises(jsonschema.ValidationError, match="is not a 'uri-reference'"):
+        validate_sarif(bad_artifact)
 
 
 def test_sarif_validates_and_has_rules_levels_regions() -> None:
