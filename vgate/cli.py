@@ -303,6 +303,7 @@ def scan(
         float | None,
         typer.Option(
             "--video-time-budget",
+            metavar="SECONDS",
             help="Videos: seconds of frame checks per video; frames left when it runs out are "
             "reported as not checked (default: the policy's video.time_budget, no limit).",
             show_default=False,

@@ -163,15 +163,6 @@ def test_unreadable_eval_data_is_one_line(vgate_main, tmp_path: Path, deny_open)
     assert error_lines(result) == [f"vgate: error: {data}: permission denied"]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root user")
-def test_unreadable_prompt_file_through_the_installed_command(tmp_path: Path) -> None:
-    secret = write(tmp_path / "secret.txt", "a cat\n")
-    secret.chmod(0)
-    result = run_vgate("scan", *RULES, str(secret))
-    assert result.code == 2
-    assert error_lines(result) == [f"vgate: error: {secret}: permission denied"]
-
-
 # --- terminal injection ------------------------------------------------------------------------
 
 

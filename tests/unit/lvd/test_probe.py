@@ -197,7 +197,7 @@ def test_providers_for(monkeypatch: pytest.MonkeyPatch) -> None:
     assert providers_for("cpu") == ["CPUExecutionProvider"]
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     assert providers_for("auto") == ["CPUExecutionProvider"]
-    with pytest.raises(VgateError, match=r"install vgate\[gpu\] \(onnxruntime-gpu\)"):
+    with pytest.raises(VgateError, match=r"install vgate-cli\[gpu\] \(onnxruntime-gpu\)"):
         providers_for("cuda")
     for bad in ("gpu", "cuda:x", "cpu:0"):
         with pytest.raises(VgateError, match="unknown probe device"):
