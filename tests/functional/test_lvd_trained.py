@@ -203,7 +203,9 @@ def test_probe_at_an_early_step_beats_chance(evidence: dict) -> None:
     for subset in ("ordinary", "seeded"):
         baseline = evidence["prompts"]["majority_baseline"][subset]
         early = [r for r in evidence["per_step_on_set_b"][subset] if r["step"] <= 3]
-        assert max(r["accuracy"] for r in early) >= baseline + 0.2, subset
+        # 0.2 over the majority, capped at perfect: set B's seeded majority varies from run to run
+        # with what the generated videos show (0.67 and 0.83 seen), and 1.03 is unreachable.
+        assert max(r["accuracy"] for r in early) >= min(baseline + 0.2, 1.0), subset
         assert max(r["roc_auc"] for r in early) >= 0.9, subset
 
 
