@@ -56,6 +56,12 @@ DetectorOption = Annotated[
         help="rules, model, all, or a comma list (default: the policy's).",
     ),
 ]
+ReportFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", metavar="FILE", help="Write the report here (default stdout), atomically."
+    ),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option(
@@ -171,15 +177,7 @@ def scan(
             "gitlab (Code Quality).",
         ),
     ] = "table",
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the report here (default stdout), atomically.",
-        ),
-    ] = None,
+    output: ReportFileOption = None,
     report: Annotated[
         list[str] | None,
         typer.Option(
@@ -526,15 +524,7 @@ def generate(
             "gitlab.",
         ),
     ] = "table",
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the report here (default stdout), atomically.",
-        ),
-    ] = None,
+    output: ReportFileOption = None,
     fail_on: Annotated[
         str,
         typer.Option(
