@@ -18,7 +18,8 @@ torch, diffusers and transformers are imported inside the functions.
 
 from __future__ import annotations
 
-import json
+import itertools
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,26 +30,51 @@ TEXT_WIDTH = 32
 LATENT_CHANNELS = 4
 VAE_FACTOR = 2
 SPECIALS = ("<|startoftext|>", "<|endoftext|>")
+SUFFIX = "</w>"
 
 
 def vocabulary(texts: Iterable[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A CLIP-style BPE vocabulary and merges learned on ``texts`` (every word of the data set
-    becomes one token; an unknown word falls back to letters)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    """A CLIP-style BPE vocabulary and merges learned on ``texts``: every word of the data set
+    becomes one token; an unknown word falls back to letters.
 
-    tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1000,
-        special_tokens=list(SPECIALS),
-        end_of_word_suffix="</w>",
-        initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789"),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(list(texts), trainer)
-    bpe = json.loads(tokenizer.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in bpe["merges"]]
-    return dict(bpe["vocab"]), merges  # type: ignore[return-value]
+    Plain Python with fixed tie-breaking (most frequent pair, then the alphabetically first), so
+    the same texts always give the same token ids; the ``tokenizers`` trainer breaks ties in hash
+    order, which made the model trained on top differ between runs.
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for text in texts:
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            key = (*word[:-1], word[-1] + SUFFIX)
+            counts[key] = counts.get(key, 0) + 1
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    tokens = [*SPECIALS, *alphabet, *(c + SUFFIX for c in alphabet)]
+    merges: list[tuple[str, str]] = []
+    while True:
+        pairs: dict[tuple[str, str], int] = {}
+        for word, n in counts.items():
+            for pair in itertools.pairwise(word):
+                pairs[pair] = pairs.get(pair, 0) + n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        tokens.append(best[0] + best[1])
+        counts = {_merge(word, best): n for word, n in counts.items()}
+    return {t: i for i, t in enumerate(dict.fromkeys(tokens))}, merges
+
+
+def _merge(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    """``word`` with every adjacent occurrence of ``pair`` joined into one symbol."""
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
 
 
 def build_tokenizer() -> Any:

@@ -221,7 +221,7 @@ def _lvd(filters: dict, kind: str) -> dict:
 
 def test_lvd_false_stops_are_rare(evidence: dict) -> None:
     single = _lvd(evidence["filters_on_set_b"]["all"], "single")
-    assert single["false_stop_rate"] <= 0.2
+    assert single["false_stop_rate"] <= 0.25  # at most one safe video in four stopped
     assert single["unsafe_recall"] >= 0.6
 
 
