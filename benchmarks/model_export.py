@@ -68,6 +68,9 @@ from vgate.metrics import compute_metrics  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 SHIPPED = ROOT / "models" / "prompt-v2-minilm"
 HANDMADE = "hand-made (shipped)"
+HANDMADE_FP32 = "hand-made fp32"
+REBUILT = "hand-made int8 (rebuilt)"
+"""The shipped export redone in this run: it must equal the shipped model (a check, not timed)."""
 OPSET = 17
 """The hand-made export's opset, so the two exports differ only in the tool."""
 ISAS = ("avx512_vnni", "avx512", "avx2", "arm64")
@@ -165,7 +168,6 @@ def graft_head(encoder: Path, head: Path, dst: Path) -> None:
     enc.graph.initializer.extend(top.graph.initializer)
     del enc.graph.output[:]
     enc.graph.output.extend(top.graph.output)
-    onnx.checker.check_model(enc)
     onnx.save(enc, str(dst))
 
 
@@ -178,10 +180,25 @@ def model_dir(graph: Path, dst: Path) -> Path:
     return dst
 
 
+def build_handmade(encoder: nn.Module, head: tpm.Head, work: Path) -> dict[str, Path]:
+    """The shipped model rebuilt by train_prompt_model's export: fp32 (fused) and int8."""
+    fp32, fused, int8 = work / "hm.fp32.onnx", work / "hm.fused.onnx", work / "hm.int8.onnx"
+    tpm.export_onnx(tpm.PromptScorer(encoder, head), fp32, encoder.config.vocab_size)
+    cfg = encoder.config
+    tpm.optimize_onnx(fp32, fused, cfg.num_attention_heads, cfg.hidden_size)
+    tpm.quantize_weights_int8(fused, int8)
+    return {
+        HANDMADE_FP32: model_dir(fused, work / "models" / "hand-made-fp32"),
+        REBUILT: model_dir(int8, work / "models" / "hand-made-int8"),
+    }
+
+
 def build_optimum_variants(
     work: Path, levels: list[str], isa: str, per_channel: bool
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Export, optimise and quantize the shipped encoder with optimum; one model dir per variant."""
+    """Export, optimise and quantize the shipped encoder with optimum; one model dir per variant
+    (``w-int8``: optimum's graph with the hand-made weight-only int8), plus the hand-made rebuild.
+    """
     import onnx
     import torch
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
@@ -196,7 +213,9 @@ def build_optimum_variants(
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copyfile(tpm.encoder_dir() / name, hf_dir / name)
     head = work / "head.onnx"
-    export_head(shipped_head(SHIPPED / "model.onnx"), head, encoder.config.hidden_size)
+    weights = shipped_head(SHIPPED / "model.onnx")
+    export_head(weights, head, encoder.config.hidden_size)
+    handmade = build_handmade(encoder, weights, work)
 
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -232,13 +251,15 @@ def build_optimum_variants(
         variants[f"optimum {level} int8"] = (
             work / f"{level}-int8" / "model_optimized_quantized.onnx"
         )
+        variants[f"optimum {level} w-int8"] = work / f"{level}-w8.onnx"
+        tpm.quantize_weights_int8(fused, variants[f"optimum {level} w-int8"])
         build[f"{level}_s"] = round(time.perf_counter() - t0, 1)
     dirs = {}
     for name, graph in variants.items():
         slug = name.replace(" ", "-")
         graft_head(graph, head, work / f"{slug}.onnx")
         dirs[name] = model_dir(work / f"{slug}.onnx", work / "models" / slug)
-    return dirs, build
+    return {**handmade, **dirs}, build
 
 
 # --- measure -------------------------------------------------------------------------------------
@@ -328,9 +349,12 @@ def versions() -> dict[str, str]:
 def print_table(res: dict[str, Any]) -> None:
     head = (
         f"{'variant':22s} {'MB':>6s} {'load s':>6s} {'p/s@64':>7s} {'p/s@1024':>8s} "
-        f"{'F1':>6s} {'macroF1':>7s} {'max|d|':>7s} {'mean|d|':>8s} {'flips':>5s} {'batch-dep':>9s}"
+        f"{'F1':>6s} {'macroF1':>7s} {'max|d|':>7s} {'mean|d|':>8s} {'flips':>5s} "
+        f"{'batch-dep':>9s} {'max|d| fp32':>11s}"
     )
     print(head)
+    print("(max|d|, mean|d|, flips: against the shipped model's scores; max|d| fp32: against the")
+    print(" hand-made fp32 graph; batch-dep: max |score in a batch of 64 - score alone|)")
     for name, v in res["variants"].items():
         s, eq = v["speed"], v["vs_shipped"]
         print(
@@ -338,7 +362,8 @@ def print_table(res: dict[str, Any]) -> None:
             f"{s['calls_of_64']['best_prompts_per_s']:7.0f} "
             f"{s['one_call_of_1024']['best_prompts_per_s']:8.0f} "
             f"{v['dev']['f1']:6.3f} {v['dev']['macro_f1']:7.3f} {eq['max_abs_diff']:7.4f} "
-            f"{eq['mean_abs_diff']:8.5f} {eq['verdicts_flipped']:5d} {v['batch_dependence']:9.1e}"
+            f"{eq['mean_abs_diff']:8.5f} {eq['verdicts_flipped']:5d} {v['batch_dependence']:9.1e} "
+            f"{v['vs_handmade_fp32']['max_abs_diff']:11.1e}"
         )
 
 
@@ -363,9 +388,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="vgate-export-"))
     try:
         dirs, build = build_optimum_variants(work, args.levels, isa, not args.per_tensor)
-        dirs = {HANDMADE: SHIPPED, **dirs}
         rows = dev_rows(args.data, args.sample)
         print(f"{len(rows.texts)} dev prompts; building done: {build}")
+        shipped = PromptModelDetector(SHIPPED, threads=args.threads).detect(rows.texts).scores
+        rebuilt = PromptModelDetector(dirs.pop(REBUILT), threads=args.threads)
+        build["rebuilt_vs_shipped"] = equality(rebuilt.detect(rows.texts).scores, shipped)
+        dirs = {HANDMADE: SHIPPED, **dirs}
         load_before = os.getloadavg()
         detectors = {n: PromptModelDetector(d, threads=args.threads) for n, d in dirs.items()}
         scores = {n: det.detect(rows.texts).scores for n, det in detectors.items()}
@@ -398,6 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ece": metrics["ece"],
                 },
                 "vs_shipped": equality(scores[name], scores[HANDMADE]),
+                "vs_handmade_fp32": equality(scores[name], scores[HANDMADE_FP32]),
                 "batch_dependence": batch_dependence(det, rows.texts[:64]),
                 "speed": timings[name],
             }
