@@ -15,13 +15,16 @@ onnxruntime come from the system site.)
 
 What it builds: the encoder of the shipped ``prompt-v2-minilm`` (the first 3 layers of
 all-MiniLM-L6-v2, frozen, as ``train_prompt_model.load_encoder`` cuts it) is exported by
-``optimum.exporters.onnx.main_export`` (opset 17, as the hand-made export), fused by
-``ORTOptimizer`` at each ``--levels`` (O2: attention / layer-norm / GELU fusions; O3: O2 + GELU
-approximation), and quantized by ``ORTQuantizer`` to dynamic int8 for this CPU's instruction set.
-The shipped model's own pooling and calibrated head (its ``linear.*`` and ``platt_*``
-initializers, not retrained) are exported by ``train_prompt_model.PromptScorer`` and grafted on,
-so every variant is a drop-in ``model.onnx`` (input_ids, attention_mask[, token_type_ids]) ->
-scores[n, 5] for ``vgate.detectors.prompt_model``.
+``optimum.exporters.onnx.main_export`` (opset 17, as the hand-made export) and fused by
+``ORTOptimizer`` at each ``--levels`` (default O2: attention / layer-norm / GELU fusions; O3 adds
+the GELU approximation). Per level three variants: ``fp32``; ``int8``, ``ORTQuantizer``'s dynamic
+int8 for this CPU's instruction set (``--isa``); ``w-int8``, the optimum graph with the hand-made
+weight-only int8 (``train_prompt_model.quantize_weights_int8``). The shipped model's pooling and
+calibrated head (its ``linear.*`` and ``platt_*`` initializers, not retrained) are exported by
+``train_prompt_model.PromptScorer`` and grafted on, so each is a drop-in ``model.onnx``
+(input_ids, attention_mask[, token_type_ids]) -> scores[n, 5] for vgate's detector. The hand-made
+export is rebuilt in the same run: its fp32 graph is the reference for optimum's fp32, and its
+int8 graph must score exactly as the shipped file (``build.rebuilt_vs_shipped``).
 
 What it measures, every variant beside the shipped model, scored by vgate's own detector:
 
@@ -451,14 +454,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data ../shared/data/prompts_train_v2.csv (see the module docstring for the venv).",
     )
     p.add_argument("--data", type=Path, required=True, help="labelled CSV (prompts_train_v2.csv)")
-    p.add_argument("--levels", nargs="+", default=["O2", "O3"], choices=["O1", "O2", "O3"])
+    p.add_argument(
+        "--levels",
+        nargs="+",
+        default=["O2"],
+        choices=["O1", "O2", "O3"],
+        help="ORTOptimizer levels (O3 = O2 + GELU approximation; each adds three variants)",
+    )
     p.add_argument(
         "--isa", default="auto", choices=["auto", *ISAS], help="int8 target (auto: this CPU's)"
     )
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
     p.add_argument("--sample", type=int, default=0, help="score a fixed sample (0 = all dev)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
-    p.add_argument("--repeat", type=int, default=5, help="speed repeats (alternating variants)")
+    p.add_argument("--repeat", type=int, default=3, help="speed repeats (alternating variants)")
     p.add_argument("--load-runs", type=int, default=5, help="model loads timed (median)")
     p.add_argument("--out", type=Path, default=RESULTS / "model_export.json")
     return p.parse_args(argv)
