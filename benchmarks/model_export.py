@@ -469,7 +469,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--repeat", type=int, default=3, help="speed repeats (alternating variants)")
     p.add_argument("--load-runs", type=int, default=5, help="model loads timed (median)")
-    p.add_argument("--out", type=Path, default=RESULTS / "model_export.json")
+    p.add_argument("--out", type=Path, default=RESULTS / "model_export.json", help="results JSON")
     return p.parse_args(argv)
 
 
