@@ -322,6 +322,7 @@ def speed(
     for det in detectors.values():
         det.detect(texts[:64])  # warm-up: session, allocator
     for r in range(repeats):
+        print(f"speed: repeat {r + 1}/{repeats}", flush=True)
         names = list(detectors) if r % 2 == 0 else list(reversed(detectors))
         for call, size in calls.items():
             for name in names:
@@ -392,14 +393,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         dirs, build = build_optimum_variants(work, args.levels, isa, not args.per_tensor)
         rows = dev_rows(args.data, args.sample)
-        print(f"{len(rows.texts)} dev prompts; building done: {build}")
+        print(f"{len(rows.texts)} dev prompts; building done: {build}", flush=True)
         shipped = PromptModelDetector(SHIPPED, threads=args.threads).detect(rows.texts).scores
         rebuilt = PromptModelDetector(dirs.pop(REBUILT), threads=args.threads)
         build["rebuilt_vs_shipped"] = equality(rebuilt.detect(rows.texts).scores, shipped)
         dirs = {HANDMADE: SHIPPED, **dirs}
         load_before = os.getloadavg()
         detectors = {n: PromptModelDetector(d, threads=args.threads) for n, d in dirs.items()}
-        scores = {n: det.detect(rows.texts).scores for n, det in detectors.items()}
+        scores = {}
+        for name, det in detectors.items():
+            print(f"scoring dev: {name}", flush=True)
+            scores[name] = det.detect(rows.texts).scores
         rng = np.random.default_rng(0)
         speed_texts = [rows.texts[i] for i in rng.permutation(len(rows.texts))[:1024]]
         timings = speed(detectors, speed_texts, args.repeat)
