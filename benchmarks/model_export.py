@@ -36,8 +36,8 @@ What it measures, every variant beside the shipped model, scored by vgate's own 
   threads), the variants alternated in every repeat; the load time (tokenizer + session, median
   of ``--load-runs``) and the file size.
 
-Writes benchmarks/results/model_export.json. The load average before and after is recorded; timings
-taken on a busy machine say so and are not figures.
+Writes benchmarks/results/model_export.json. The CPU other processes used meanwhile is recorded
+(benchmarks/machine.py); timings taken on a busy machine say so and are not figures.
 """
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "training")]
+sys.path[:0] = [str(ROOT), str(ROOT / "training"), str(ROOT / "benchmarks")]
 
 import splits  # noqa: E402
 import train_prompt_model as tpm  # noqa: E402
+from machine import OtherLoad  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vgate.detectors.prompt_model import PromptModelDetector, _LoadedModel  # noqa: E402
@@ -398,7 +399,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rebuilt = PromptModelDetector(dirs.pop(REBUILT), threads=args.threads)
         build["rebuilt_vs_shipped"] = equality(rebuilt.detect(rows.texts).scores, shipped)
         dirs = {HANDMADE: SHIPPED, **dirs}
-        load_before = os.getloadavg()
+        load = OtherLoad().start()
         detectors = {n: PromptModelDetector(d, threads=args.threads) for n, d in dirs.items()}
         scores = {}
         for name, det in detectors.items():
@@ -418,7 +419,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "versions": versions(),
             "build": build,
             "cpu_count": os.cpu_count(),
-            "load_average_before": load_before,
             "variants": {},
         }
         for name, det in detectors.items():
@@ -440,11 +440,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = res["variants"][HANDMADE]
         for v in res["variants"].values():
             v["verdict"] = verdict(v, base)
-        res["load_average_after"] = os.getloadavg()
-        busy = max(load_before[0], res["load_average_after"][0]) > 0.5 * (os.cpu_count() or 1)
-        res["machine_busy"] = busy
-        if busy:
-            res["note"] = "timed while other processes loaded the machine: not speed figures"
+        load.stop()
+        res |= load.record()
         return res
     finally:
         shutil.rmtree(work, ignore_errors=True)
