@@ -36,6 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
+from machine import OtherLoad
+
 from vgate.detectors.prompt_model import PromptModelDetector, cascade_escalates
 from vgate.resources import DEFAULT_MODEL
 
@@ -134,16 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     texts = unseen_prompts(args.data)
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.permutation(len(texts))[: args.n]]
-    load_before = os.getloadavg()
+    load = OtherLoad().start()
     res: dict[str, Any] = {
         "prompts": f"near-duplicate-free dev split of {args.data.name} (unseen by the v2 models)",
         "cpu_count": os.cpu_count(),
-        "load_average_before": load_before,
         "n_prompts": len(sample),
         "repeats": args.repeats,
         "model_alone": {},
     }
-    print(f"{len(sample)} unseen prompts; load average {load_before[0]:.2f}")
+    print(f"{len(sample)} unseen prompts; load average {load.load_average_before[0]:.2f}")
     for ref in [*args.models, args.baseline] if "alone" in args.sections else []:
         det = PromptModelDetector(ref)
         row: dict[str, Any] = {"escalated_share": escalated_share(ref, sample)}
@@ -184,12 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"  first verdict {ref} ({label}): {statistics.median(times):.3f} s")
     res["first_verdict"] = startup
-    res["load_average_after"] = os.getloadavg()
-    busy = max(load_before[0], res["load_average_after"][0]) > 0.5 * (os.cpu_count() or 1)
-    res["machine_busy"] = busy
-    if busy:
-        res["note"] = "taken while other processes loaded the machine: figures understate speed"
-        print(res["note"])
+    load.stop()
+    res |= load.record()
+    print(f"other processes used {load.other_cores} cores meanwhile; {res.get('note', 'idle')}")
     save(res, args.out)
     print(f"wrote {args.out}")
     return 0
