@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import click
 import typer
@@ -460,6 +460,20 @@ probe_app = typer.Typer(
     help="The Latent Variable Defense probe: collect x̂₀, train, evaluate.", no_args_is_help=True
 )
 app.add_typer(probe_app, name="probe")
+ProgressBarOption = Annotated[
+    bool | None,
+    typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+]
+LegacyOutOption = Annotated[  # the old spelling of --out-dir, hidden; see renamed()
+    Path | None, typer.Option("--out", "-o", metavar="PATH", hidden=True)
+]
+
+
+def out_dir_option(help_text: str) -> Any:
+    """The ``--out-dir DIR`` option of a probe command."""
+    return typer.Option("--out-dir", metavar="DIR", help=help_text, show_default=False)
+
+
 DeviceOption = Annotated[
     str, typer.Option(metavar="DEVICE", help="auto (a CUDA GPU when present), cpu, cuda or cuda:N.")
 ]
@@ -592,13 +606,7 @@ def probe_collect(
     model: PipelineOption,
     prompts: Annotated[Path, typer.Option(metavar="CSV", help="Labelled CSV: id,text,label.")],
     out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out-dir",
-            metavar="DIR",
-            help="Collection directory to write (resumable). Required.",
-            show_default=False,
-        ),
+        Path | None, out_dir_option("Collection directory to write (resumable). Required.")
     ] = None,
     steps: Annotated[
         str,
@@ -617,13 +625,8 @@ def probe_collect(
     limit: Annotated[
         int | None, typer.Option(metavar="N", help="Only the first N prompts.")
     ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
-    ] = None,
-    old_out: Annotated[
-        Path | None, typer.Option("--out", "-o", metavar="PATH", hidden=True)
-    ] = None,
+    progress: ProgressBarOption = None,
+    old_out: LegacyOutOption = None,
 ) -> None:
     """Run the pipeline on labelled prompts and store x̂₀ at the chosen steps (compressed npz
     shards). Sampling stops after the last chosen step. Rerun to resume."""
@@ -659,15 +662,7 @@ CollectionArgument = Annotated[
 @probe_app.command("train")
 def probe_train(
     collection: CollectionArgument,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out-dir",
-            metavar="DIR",
-            help="Probe directory to write. Required.",
-            show_default=False,
-        ),
-    ] = None,
+    out_dir: Annotated[Path | None, out_dir_option("Probe directory to write. Required.")] = None,
     mode: Annotated[
         str,
         typer.Option(
@@ -690,13 +685,8 @@ def probe_train(
     threads: Annotated[
         int | None, typer.Option(metavar="N", help="torch CPU threads (default: torch's).")
     ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
-    ] = None,
-    old_out: Annotated[
-        Path | None, typer.Option("--out", "-o", metavar="PATH", hidden=True)
-    ] = None,
+    progress: ProgressBarOption = None,
+    old_out: LegacyOutOption = None,
 ) -> None:
     """Train the latent probe on a collection, print per-step validation metrics and write
     probe.onnx, probe.json and CARD.md (needs the 'generate' extra)."""
