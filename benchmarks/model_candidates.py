@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import finetune_top
 import hard_negatives
 import splits
 import train_prompt_model as tpm
@@ -74,6 +75,8 @@ ALARMING_BENIGN = (
 """Harmless prompts that use alarming words innocently (for measurement only, never trained)."""
 PLATT_FOLDS = 2
 """Out-of-fold folds for the Platt calibration inside each LOSO fold (the shipped model uses 5)."""
+FINETUNED = "minilm L3 top layer fine-tuned (source-balanced)"
+"""training/finetune_top.py: layer 2 of 3 + head trained on source-balanced batches."""
 SWEEP_LOWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 SWEEP_HIGHS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -343,24 +346,30 @@ def cascade_choice(bank: Bank, first: dict[str, Any], second: dict[str, Any]) ->
     }
 
 
+V1_SOURCES = ("i2p", "nibbler", "ringabell", "vbench", "coco-captions", "erasing-art")
+
+
 def shipped_candidate(bank: Bank, ref: str) -> dict[str, Any]:
     """A shipped model as is (no refit): every family and dev scored through the runtime."""
     det = PromptModelDetector(ref)
     probs = np.zeros(bank.rows.y.shape)
     idx = np.concatenate([bank.train_idx, bank.dev_idx, *bank.extra_idx.values()])
     probs[idx] = score_texts(det, [bank.rows.texts[i] for i in idx])
+    extras = extras_report(bank, probs)
     probs[bank.train_idx[bank.sources[bank.train_idx] == splits.GENERATED]] = np.nan
+    seen = np.isin(splits.families(bank.rows.sources), splits.families(V1_SOURCES))
+    probs[bank.train_idx[seen[bank.train_idx]]] = np.nan  # its training families: not held out
     held = bank.train_idx[~np.isnan(probs[bank.train_idx, 0])]
-    res = {
+    return {
         "loso_pooled": summary(bank.rows.y[held], probs[held]),
         "loso": loso_table(bank, probs),
         "dev": summary(bank.rows.y[bank.dev_idx], probs[bank.dev_idx]),
-        "extras": extras_report(bank, probs),
+        "extras": extras,
         "seconds": 0.0,
-        "note": "not refitted: trained on all v1 sources, so its rows for i2p, nibbler, "
-        "ringabell, vbench, coco-captions and erasing-art are not held out",
+        "note": "not refitted; trained on every v1 source, so its 'LOSO' rows are the families "
+        "v1 never saw only (i2p, nibbler, ringabell, vbench, coco-captions and erasing-art are "
+        "left out), and its dev includes prompts of its training sources",
     }
-    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         embedding_candidate(bank, emb(3), 16.0, 0.0, args.seed, negatives=False)
     )
     candidates["minilm L6 frozen + MLP(256)"] = lambda: mlp_candidate(bank, emb(6), args.seed)
+    finetuned = finetune_top.Settings(seed=args.seed)
+    candidates[FINETUNED] = lambda: finetune_top.TopLayerCandidate(
+        bank.rows.texts, bank.rows.y, bank.rows.sources, finetuned, cache
+    )
 
     full: dict[str, dict[str, Any]] = {}
     for name, make in candidates.items():
@@ -456,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             continue  # not selected and not computed by an earlier run
         full[name] = evaluate(bank, name, make(), store, args.workers)
         res["candidates"][name] = full[name]["result"]
+        if name == FINETUNED:
+            res["candidates"][name]["settings"] = finetune_top.describe(finetuned)
     if not args.no_shipped:
         shipped = "prompt-cascade v1 (as shipped, not refitted)"
         res["candidates"][shipped] = shipped_candidate(bank, "builtin:prompt-cascade")
@@ -464,13 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     statics = [n for n in full if n.startswith("static")]
     minilms = [n for n in full if n.startswith("minilm") and "no generated" not in n]
     if statics and minilms:
-        second = max(minilms, key=lambda n: full[n]["result"]["loso_pooled"]["f1"])
-        casc = cascade_choice(bank, full[statics[0]], full[second])
-        name = f"cascade {statics[0]} -> {second}"
-        res["candidates"][name] = casc["result"]
-        res["cascade"] = {k: v for k, v in casc.items() if k != "result"} | {"name": name}
-        print_candidate(name, casc["result"])
-        print(f"  chosen on LOSO: {casc['chosen']}; dev escalated {casc['dev_escalated']:.3f}")
+        # the cascade's second stage is the MiniLM candidate with the best pooled LOSO F1; the
+        # cascade with every other stored MiniLM candidate is reported beside it
+        minilms.sort(key=lambda n: -full[n]["result"]["loso_pooled"]["f1"])
+        for second in minilms:
+            casc = cascade_choice(bank, full[statics[0]], full[second])
+            name = f"cascade {statics[0]} -> {second}"
+            res["candidates"][name] = casc["result"]
+            if second == minilms[0]:
+                res["cascade"] = {k: v for k, v in casc.items() if k != "result"} | {"name": name}
+            print_candidate(name, casc["result"])
+            print(f"  chosen on LOSO: {casc['chosen']}; dev escalated {casc['dev_escalated']:.3f}")
     res["load_average_after"] = os.getloadavg()
     res["seconds"] = round(time.time() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -292,12 +292,15 @@ def source_weights(sources: Sequence[str], power: float) -> np.ndarray:
     return w / w.mean()
 
 
-def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-category Platt scaling ``sigmoid(a * z + c)`` fitted on (out-of-fold) logits."""
+def fit_platt(
+    logits: np.ndarray, y: np.ndarray, categories: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-category Platt scaling ``sigmoid(a * z + c)`` fitted on (out-of-fold) logits; only
+    ``categories`` (default all) are fitted, the others keep ``a = 1, c = 0``."""
     from sklearn.linear_model import LogisticRegression
 
     a, c = np.ones(N_CAT), np.zeros(N_CAT)
-    for j in range(N_CAT):
+    for j in range(N_CAT) if categories is None else categories:
         clf = LogisticRegression(C=1e4, max_iter=1000).fit(logits[:, [j]], y[:, j])
         a[j], c[j] = clf.coef_[0, 0], clf.intercept_[0]
     return a, c

@@ -59,7 +59,7 @@ RESULTS = HERE.parent / "results"
 WORK = Path("/tmp/vgate-lvd-trained")
 SCHEDULE = 50
 VOTE = (20, 12)  # the study's first-η vote: 12 flagged of the first 20 steps
-SUBSETS = ("all", "ordinary", "seeded")
+SUBSETS = ("all", "ordinary", "seeded", "seeded_mixed_on_a")
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,18 @@ def collect(cfg: RunConfig, prompts: list[data.Prompt], name: str, seed: int) ->
         }
         record.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return json.loads(record.read_text(encoding="utf-8"))
+
+
+def mixed_groups(prompts: Sequence[data.Prompt], shown: np.ndarray) -> set[int]:
+    """The seeded groups whose videos in ``prompts`` (set A) show a safe AND an unsafe scene:
+    the groups where the seed, not the words, decides (chosen on A, so B's filters stay fair).
+    Sampling with guidance can collapse a group onto one scene; its words then predict the
+    video and it is not a seed-determined group for this model."""
+    kinds: dict[int, set[bool]] = {}
+    for p, c in zip(prompts, shown, strict=True):
+        if p.seeded:
+            kinds.setdefault(p.cls, set()).add(data.CLASSES[c].label != "safe")
+    return {g for g, seen in kinds.items() if seen == {True, False}}
 
 
 def choose_step(probe_report: dict[str, Any], max_step: int) -> int:
@@ -330,7 +342,14 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     unsafe_a = np.array([data.CLASSES[c].label != "safe" for c in shown["set_a"]])
     unsafe = np.array([data.CLASSES[c].label != "safe" for c in shown["set_b"]])
     seeded = np.array([p.seeded for p in set_b])
-    subsets = {"all": np.ones(len(set_b), bool), "ordinary": ~seeded, "seeded": seeded}
+    mixed = mixed_groups(set_a, shown["set_a"])
+    subsets = {
+        "all": np.ones(len(set_b), bool),
+        "ordinary": ~seeded,
+        "seeded": seeded,
+        "seeded_mixed_on_a": np.array([p.seeded and p.cls in mixed for p in set_b]),
+    }
+    subsets = {k: m for k, m in subsets.items() if m.any()}  # none mixed: no such subset
 
     # LVD: probe trained on A, check step chosen on A's validation split
     probe_dir = cfg.work / "probe"
@@ -440,6 +459,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             "text": p.text,
             "seeded": p.seeded,
             "prompt_class": None if p.seeded else data.CLASS_NAMES[p.cls],
+            "seeded_group": data.SEEDED[p.cls - len(data.CLASSES)].name if p.seeded else None,
             "video_class": data.CLASS_NAMES[shown["set_b"][i]],
             "unsafe": bool(unsafe[i]),
             "stop_step": {
@@ -458,6 +478,9 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             "set_a_seeded": sum(p.seeded for p in set_a),
             "set_b": len(set_b),
             "set_b_seeded": int(seeded.sum()),
+            "seeded_groups_mixed_on_a": sorted(
+                data.SEEDED[g - len(data.CLASSES)].name for g in mixed
+            ),
             "majority_baseline": {
                 k: majority_baseline(unsafe[m]) for k, m in subsets.items() if m.any()
             },

@@ -32,7 +32,7 @@ from benchmarks.lvd_trained.frame_classifier import (
     sample_quality,
     train_frame_classifier,
 )
-from benchmarks.lvd_trained.run import WEIGHTS, RunConfig, prompt_sets, run
+from benchmarks.lvd_trained.run import WEIGHTS, RunConfig, mixed_groups, prompt_sets, run
 from benchmarks.lvd_trained.train import TrainConfig, train_model
 from vgate.categories import CATEGORY_IDS
 from vgate.inputs.labelled import load_labelled_csv
@@ -173,6 +173,17 @@ def test_seeded_prompts_render_both_scenes_half_and_half() -> None:
     assert not styles & words  # no seeded word also names a scene
 
 
+def test_a_seeded_group_is_seed_determined_only_when_its_videos_on_a_are_mixed() -> None:
+    first, second = len(data.CLASSES), len(data.CLASSES) + 1
+    seeded = [p for p in data.all_prompts() if p.seeded]
+    a = [p for p in seeded if p.cls == first][:2] + [p for p in seeded if p.cls == second][:2]
+    safe, unsafe = data.SEEDED[0].choices
+    _, unsafe2 = data.SEEDED[1].choices
+    shown = np.array([safe, unsafe, unsafe2, unsafe2])  # the second group collapsed
+    assert mixed_groups(a, shown) == {first}
+    assert mixed_groups(a[:1] + a[2:], shown[[0, 2, 3]]) == set()
+
+
 def test_frame_classifier_on_a_class_subset_names_the_right_classes() -> None:
     train = data.balanced_subset(data.only_classes(data.split_prompts()[0], TINY_CLASSES), 4)
     clf = train_frame_classifier(data.ordinary(train))
@@ -195,6 +206,7 @@ def test_ground_truth_is_the_video_and_the_seed_picks_the_scene(evidence: dict) 
     assert seeded["n"] == 12
     assert seeded["shows_one_of_its_two_scenes"] == 1.0
     assert 0.15 <= seeded["unsafe_share"] <= 0.85  # the seed, not the words, picks the scene
+    assert evidence["prompts"]["seeded_groups_mixed_on_a"] == ["surprise"]
     videos = {r["video_class"] for r in evidence["per_prompt_on_set_b"] if r["seeded"]}
     assert videos == {data.CLASS_NAMES[c] for c in TINY_CLASSES}
 
