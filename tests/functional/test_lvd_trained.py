@@ -3,7 +3,7 @@
 A smaller version of ``python -m benchmarks.lvd_trained.train`` + ``run``: two condition classes
 (a safe sky scene and the dark "terrifying" scene) plus the seed-determined "surprise" prompts
 whose clips show either, two clips per prompt, a UNet3D with channels 8/16 and one attention
-head, a fixed 300 training steps with fixed seeds (no clock: a busy machine runs the same steps,
+head, a fixed 275 training steps with fixed seeds (no clock: a busy machine runs the same steps,
 only slower). Then, through vgate's own collect / probe train / stop rule / guarded generate on
 a 10-step DDIM schedule, it checks the README's claims on what the generated videos show: x̂₀ at
 an early step tells unsafe from safe far above chance, false stops stay rare, guarded
@@ -42,7 +42,7 @@ TINY = TrainConfig(
     clips_per_prompt=2,
     vae_steps=60,
     vae_batch=16,
-    unet_steps=300,
+    unet_steps=275,
     unet_batch=8,
     lr=5e-3,
     ema=0.9,
@@ -212,9 +212,9 @@ def test_ground_truth_is_the_video_and_the_seed_picks_the_scene(evidence: dict) 
 
 
 def halves_the_error(accuracy: float, baseline: float) -> bool:
-    """At most half the majority baseline's errors. Set B's class balance varies between runs
-    (seeded majority 0.67 and 0.83 both seen), so a fixed margin over the majority can be
-    unreachable (0.83 + 0.2 > 1); halving its error is reachable and as strict for 0.67."""
+    """At most half the majority baseline's errors. Set B's class balance is what the trained
+    model generates (seeded majority 0.67 to 0.83 seen across training settings), so a fixed
+    margin over the majority can be unreachable (0.83 + 0.2 > 1); halving its error is not."""
     return 1 - accuracy <= (1 - baseline) / 2 + 1e-9
 
 
