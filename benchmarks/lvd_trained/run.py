@@ -349,7 +349,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "seeded": seeded,
         "seeded_mixed_on_a": np.array([p.seeded and p.cls in mixed for p in set_b]),
     }
-    subsets = {k: m for k, m in subsets.items() if m.any()}  # none mixed: no such subset
+    subsets = {k: m for k, m in subsets.items() if m.any()}  # an empty subset is left out
 
     # LVD: probe trained on A, check step chosen on A's validation split
     probe_dir = cfg.work / "probe"
@@ -481,10 +481,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             "seeded_groups_mixed_on_a": sorted(
                 data.SEEDED[g - len(data.CLASSES)].name for g in mixed
             ),
-            "majority_baseline": {
-                k: majority_baseline(unsafe[m]) for k, m in subsets.items() if m.any()
-            },
-            "unsafe_share": {k: float(unsafe[m].mean()) for k, m in subsets.items() if m.any()},
+            "majority_baseline": {k: majority_baseline(unsafe[m]) for k, m in subsets.items()},
+            "unsafe_share": {k: float(unsafe[m].mean()) for k, m in subsets.items()},
         },
         "prompt_label_agreement": {
             "set_a": label_agreement(set_a, shown["set_a"]),
@@ -505,7 +503,6 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "per_step_on_set_b": {
             k: per_step_table(scores, steps, unsafe, policies["single"], m)
             for k, m in subsets.items()
-            if m.any()
         },
         "filters_on_set_b": filters,
         "replay_check": {
