@@ -15,6 +15,8 @@ import pytest
 from vgate.categories import CATEGORY_IDS, CATEGORY_INDEX
 from vgate.detectors.base import Detection
 from vgate.detectors.prompt_model import (
+    TOKEN_BUDGET,
+    WIDTH_SPREAD,
     CascadeDetector,
     PromptModelDetector,
     resolve_model_dir,
@@ -96,6 +98,25 @@ def test_batch_order_independence(detector: PromptModelDetector) -> None:
     np.testing.assert_allclose(shuffled, batched[perm], atol=1e-5)
     small_batches = PromptModelDetector(MODEL_DIR, batch_size=3).detect(texts).scores
     np.testing.assert_allclose(small_batches, batched, atol=1e-5)
+
+
+def test_sub_batches_keep_padding_small_and_cover_every_prompt(
+    detector: PromptModelDetector,
+) -> None:
+    """Sorted by length, each session call holds prompts of similar length: at most the batch
+    size, the token budget and ``WIDTH_SPREAD`` wider than its shortest prompt."""
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(5, 40, 50), rng.integers(40, 257, 14)])  # heavy tail
+    order = np.argsort(lengths, kind="stable")
+    batches = detector._sub_batches(order, lengths)
+    np.testing.assert_array_equal(np.concatenate(batches), order)
+    spread, slack = WIDTH_SPREAD
+    for b in batches:
+        width, shortest = lengths[b].max(), lengths[b].min()
+        assert len(b) <= detector.batch_size
+        assert len(b) == 1 or (len(b) * width <= TOKEN_BUDGET and width <= spread * shortest + slack)
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded <= 1.3 * lengths.sum()  # one width for all 64 would pad 3-4 tokens per real one
 
 
 def test_empty_string_is_scored(detector: PromptModelDetector) -> None:
