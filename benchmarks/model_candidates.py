@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import distill_static
 import finetune_top
 import hard_negatives
 import splits
@@ -77,6 +78,8 @@ PLATT_FOLDS = 2
 """Out-of-fold folds for the Platt calibration inside each LOSO fold (the shipped model uses 5)."""
 FINETUNED = "minilm L3 top layer fine-tuned (source-balanced)"
 """training/finetune_top.py: layer 2 of 3 + head trained on source-balanced batches."""
+DISTILLED = "static distilled from the fine-tuned top layer (static-L3ft-d256-none-bow2-C16)"
+"""training/distill_static.py: the static table taken from FINETUNED's encoder (candidate c)."""
 SWEEP_LOWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 SWEEP_HIGHS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -436,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # prompt-static-1's variant at 256 PCA dimensions (the wheel's size budget)
     static_v = tsm.StaticVariant(6, 256, "none", 1e-3, 16.0, 2.0)
+    # the same at the fine-tuned encoder's depth: the control for the distilled table
+    static_l3 = tsm.StaticVariant(3, 256, "none", 1e-3, 16.0, 2.0)
     candidates: dict[str, Callable[[], FitPredict]] = {}
     if args.v1:
         v1 = tpm.load_rows(args.v1)
@@ -443,9 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             bank, v1, args.seed
         )
     candidates["tfidf-logreg trained on v2 (baseline)"] = lambda: tfidf_candidate(bank, args.seed)
-    candidates[f"static v2 ({static_v.name})"] = lambda: static_candidate(
-        trainer(), static_v, args.seed
-    )
+    for variant in (static_v, static_l3):
+        candidates[f"static v2 ({variant.name})"] = lambda variant=variant: static_candidate(
+            trainer(), variant, args.seed
+        )
     for k, C, power in ((3, 16.0, 0.0), (6, 16.0, 0.0), (3, 16.0, 0.5), (3, 4.0, 0.0)):
         name = f"minilm L{k} frozen + logreg C{C:g}" + (f" balanced^{power:g}" if power else "")
         candidates[name] = lambda k=k, C=C, power=power: embedding_candidate(
@@ -459,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     candidates[FINETUNED] = lambda: finetune_top.TopLayerCandidate(
         bank.rows.texts, bank.rows.y, bank.rows.sources, finetuned, cache
     )
+    candidates[DISTILLED] = lambda: distill_static.DistilledStaticCandidate(
+        bank.rows, trainer(), static_l3, finetuned, cache, PLATT_FOLDS
+    )
 
     full: dict[str, dict[str, Any]] = {}
     for name, make in candidates.items():
@@ -471,22 +480,27 @@ def main(argv: list[str] | None = None) -> int:
         res["candidates"][name] = full[name]["result"]
         if name == FINETUNED:
             res["candidates"][name]["settings"] = finetune_top.describe(finetuned)
+        if name == DISTILLED:
+            res["candidates"][name]["settings"] = distill_static.describe(finetuned, static_l3)
     if not args.no_shipped:
         shipped = "prompt-cascade v1 (as shipped, not refitted)"
         res["candidates"][shipped] = shipped_candidate(bank, "builtin:prompt-cascade")
         print_candidate(shipped, res["candidates"][shipped])
 
-    statics = [n for n in full if n.startswith("static")]
-    minilms = [n for n in full if n.startswith("minilm") and "no generated" not in n]
+    def by_loso_f1(names: list[str]) -> list[str]:
+        return sorted(names, key=lambda n: -full[n]["result"]["loso_pooled"]["f1"])
+
+    statics = by_loso_f1([n for n in full if n.startswith("static")])
+    minilms = by_loso_f1([n for n in full if n.startswith("minilm") and "no generated" not in n])
     if statics and minilms:
-        # the cascade's second stage is the MiniLM candidate with the best pooled LOSO F1; the
-        # cascade with every other stored MiniLM candidate is reported beside it
-        minilms.sort(key=lambda n: -full[n]["result"]["loso_pooled"]["f1"])
-        for second in minilms:
-            casc = cascade_choice(bank, full[statics[0]], full[second])
-            name = f"cascade {statics[0]} -> {second}"
+        # the cascade's stages are the static and MiniLM candidates with the best pooled LOSO F1;
+        # the cascade with every other stored candidate in one stage is reported beside it
+        pairs = [(statics[0], m) for m in minilms] + [(s, minilms[0]) for s in statics[1:]]
+        for first, second in pairs:
+            casc = cascade_choice(bank, full[first], full[second])
+            name = f"cascade {first} -> {second}"
             res["candidates"][name] = casc["result"]
-            if second == minilms[0]:
+            if (first, second) == pairs[0]:
                 res["cascade"] = {k: v for k, v in casc.items() if k != "result"} | {"name": name}
             print_candidate(name, casc["result"])
             print(f"  chosen on LOSO: {casc['chosen']}; dev escalated {casc['dev_escalated']:.3f}")

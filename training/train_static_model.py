@@ -277,11 +277,17 @@ class StaticTrainer:
         return self._pca[key]
 
     def fit(
-        self, variant: StaticVariant, train_idx: np.ndarray, seed: int, folds: int = 5
+        self,
+        variant: StaticVariant,
+        train_idx: np.ndarray,
+        seed: int,
+        folds: int = 5,
+        base: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tpm.Head]:
-        """The weighted table (token weights from ``train_idx`` only) and its calibrated head."""
+        """The weighted table (token weights from ``train_idx`` only) and its calibrated head;
+        ``base`` replaces the frozen teacher's PCA'd table (e.g. a fine-tuned teacher's)."""
         w = token_weights(self.counts[train_idx], variant, self.special)
-        table = self.base_table(variant) * w[:, None]
+        table = (self.base_table(variant) if base is None else base) * w[:, None]
         sub = self.rows.subset(train_idx)
         x = self.features(table, train_idx, variant.bow)
         return table, tpm.fit_calibrated_head(x, sub.y, sub.labels, variant.C, seed, folds)
