@@ -4,16 +4,27 @@ The load average counts the benchmark's own threads and child processes, so a be
 keeps two cores busy looks "loaded" afterwards on an idle 2-core machine. ``OtherLoad`` instead
 takes the CPU time every process spent (``/proc/stat``) minus this process's and its waited-for
 children's CPU time (``os.times``), over the wall time of the block: the cores that *other*
-processes used meanwhile.
+processes used meanwhile. ``vgate_command`` starts the vgate of this interpreter's install.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+
+def vgate_command() -> list[str]:
+    """The ``vgate`` script beside this interpreter (a version manager's shim on PATH, such as
+    pyenv's, adds its own start-up time to every run), else the one on PATH, else ``-m``."""
+    beside = Path(sys.executable).parent / "vgate"
+    exe = str(beside) if beside.is_file() else shutil.which("vgate")
+    return [exe] if exe else [sys.executable, "-m", "vgate.cli"]
+
 
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core: the figures say so
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (not idle, iowait)

@@ -7,10 +7,11 @@ on it, and none has a near-copy in training), as they come (any length). Measure
 previous default as the baseline in the same run:
 
 - model alone: prompts/s of ``detect`` in calls of 64 and in one call of 1,024 (best of
-  ``--repeats``), and the share of prompts each cascade sends to its transformer;
+  ``--repeats``), and the share of prompts each cascade sends to its transformer; the default
+  also as it ran before session calls were split by length (one padded width per call);
 - ``vgate scan FILE --format jsonl -o OUT`` end to end (rules + model, report written): the
-  steady-state rate is the marginal one between a quarter of the prompts and all of them, so
-  process start and model loading are not counted in it;
+  steady-state rate is the marginal one between a quarter of the prompts and all of them (each
+  the best of ``--repeats`` runs), so process start and model loading are not counted in it;
 - the first verdict from process start: ``vgate scan --text`` (median of ``--startup-runs``) for
   a prompt the cascade's first model decides alone and for one it escalates.
 
@@ -21,14 +22,15 @@ Writes benchmarks/results/model_speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
-from machine import OtherLoad
+from machine import OtherLoad, vgate_command
 
+import vgate.detectors.prompt_model as prompt_model
 from vgate.detectors.prompt_model import PromptModelDetector, cascade_escalates
 from vgate.resources import DEFAULT_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DECIDED_ALONE = "a cat playing piano on a stage"
 ESCALATED = "a knight in a battle"
+ONE_WIDTH = "one padded width per call (before)"
+
+
+@contextlib.contextmanager
+def one_width_per_call():
+    """Session calls split by count and token budget only, as before ``WIDTH_SPREAD``."""
+    saved = prompt_model.WIDTH_SPREAD
+    prompt_model.WIDTH_SPREAD = (float("inf"), 0)
+    try:
+        yield
+    finally:
+        prompt_model.WIDTH_SPREAD = saved
 
 
 def unseen_prompts(data: Path, seed: int = 0, fraction: float = 0.2) -> list[str]:
@@ -68,16 +83,21 @@ def throughput(det: PromptModelDetector, texts: list[str], call_size: int, repea
     return len(texts) / best
 
 
-def vgate_cmd() -> list[str]:
-    exe = shutil.which("vgate")
-    return [exe] if exe else [sys.executable, "-m", "vgate.cli"]
-
-
 def scan_seconds(texts: list[str], tmp: Path, model: str) -> float:
     """Wall time of ``vgate scan FILE --format jsonl -o OUT`` over ``texts`` (one per line)."""
     src, out = tmp / f"prompts-{len(texts)}.txt", tmp / "out.jsonl"
     src.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    cmd = [*vgate_cmd(), "scan", str(src), "--format", "jsonl", "-o", str(out), "--model", model]
+    cmd = [
+        *vgate_command(),
+        "scan",
+        str(src),
+        "--format",
+        "jsonl",
+        "-o",
+        str(out),
+        "--model",
+        model,
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     seconds = time.perf_counter() - start
@@ -93,7 +113,7 @@ def startup_times(runs: int, text: str, model: str) -> list[float]:
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(
-            [*vgate_cmd(), "scan", "--text", text, "--format", "json", "--model", model],
+            [*vgate_command(), "scan", "--text", text, "--format", "json", "--model", model],
             stdout=subprocess.DEVNULL,
             check=False,
         )
@@ -145,15 +165,20 @@ def main(argv: list[str] | None = None) -> int:
         "model_alone": {},
     }
     print(f"{len(sample)} unseen prompts; load average {load.load_average_before[0]:.2f}")
-    for ref in [*args.models, args.baseline] if "alone" in args.sections else []:
+    runs: list[tuple[str, str, Callable[[], contextlib.AbstractContextManager[Any]]]] = [
+        (ref, ref, contextlib.nullcontext) for ref in [*args.models, args.baseline]
+    ]
+    runs.insert(1, (args.models[0], f"{args.models[0]}, {ONE_WIDTH}", one_width_per_call))
+    for ref, name, setting in runs if "alone" in args.sections else []:
         det = PromptModelDetector(ref)
         row: dict[str, Any] = {"escalated_share": escalated_share(ref, sample)}
-        for call in (64, len(sample)):
-            row[f"prompts_per_s_calls_of_{call}"] = round(
-                throughput(det, sample, call, args.repeats)
-            )
-        res["model_alone"][ref] = row
-        print(f"  {ref:32s} {row}", flush=True)
+        with setting():
+            for call in (64, len(sample)):
+                row[f"prompts_per_s_calls_of_{call}"] = round(
+                    throughput(det, sample, call, args.repeats)
+                )
+        res["model_alone"][name] = row
+        print(f"  {name:32s} {row}", flush=True)
         save(res, args.out)  # a run cut short still leaves what it measured
 
     e2e: dict[str, Any] = {"n_prompts": len(texts)}
@@ -161,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         for ref in (args.models[0], args.baseline) if "scan" in args.sections else ():
             quarter = texts[: len(texts) // 4]
-            t_q, t_all = scan_seconds(quarter, tmp, ref), scan_seconds(texts, tmp, ref)
+            t_q = min(scan_seconds(quarter, tmp, ref) for _ in range(args.repeats))
+            t_all = min(scan_seconds(texts, tmp, ref) for _ in range(args.repeats))
             e2e[ref] = {
                 "seconds_quarter": round(t_q, 2),
                 "seconds_all": round(t_all, 2),

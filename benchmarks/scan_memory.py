@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from machine import vgate_command
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scan_memory.json"
 FORMATS = ("jsonl", "sarif", "table", "json")
@@ -68,11 +69,6 @@ def make_prompts(path: Path, lines: int, flagged: float, seed: int = 0) -> int:
         if buf:
             out.write("\n".join(buf) + "\n")
     return unsafe
-
-
-def vgate_command() -> list[str]:
-    exe = shutil.which("vgate")
-    return [exe] if exe else [sys.executable, "-m", "vgate.cli"]
 
 
 _SUMMARY = re.compile(
