@@ -46,6 +46,7 @@ from model_quality import TfidfBaseline
 from vgate.commands.eval import score_texts
 from vgate.detectors.prompt_model import PromptModelDetector, cascade_escalates, cascade_merge
 from vgate.metrics import compute_metrics
+from vgate.resources import DEFAULT_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TH = tpm.THRESHOLDS
@@ -308,9 +309,12 @@ def print_candidate(name: str, res: dict[str, Any]) -> None:
     )
 
 
-def cascade_choice(bank: Bank, first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Band and combine rule by pooled LOSO F1 (train part only), ties to the fewest escalations;
-    then the chosen rule's dev metrics and the share of dev prompts it escalates."""
+def cascade_choice(
+    bank: Bank, first: dict[str, Any], second: dict[str, Any], max_escalated: float = 1.0
+) -> dict[str, Any]:
+    """Band and combine rule by pooled LOSO F1 (train part only), ties to the fewest escalations,
+    among the rules that send at most ``max_escalated`` of the LOSO rows to ``second``; then the
+    chosen rule's dev metrics and the share of dev prompts it escalates."""
     held = bank.train_idx[~np.isnan(first["loso_probs"][bank.train_idx, 0])]
     lf, ls = first["loso_probs"][held], second["loso_probs"][held]
     sweep = []
@@ -324,6 +328,9 @@ def cascade_choice(bank: Bank, first: dict[str, Any], second: dict[str, Any]) ->
                     {"combine": combine, "band": [low, high], "loso_escalated": float(esc.mean())}
                     | {k: s[k] for k in ("f1", "roc_auc", "macro_f1")}
                 )
+    sweep = [r for r in sweep if r["loso_escalated"] <= max_escalated]
+    if not sweep:
+        raise ValueError(f"no band sends at most {max_escalated:.3f} of the LOSO rows onwards")
     sweep.sort(key=lambda r: (-round(r["f1"], 3), r["loso_escalated"]))
     best = sweep[0]
     band, combine = tuple(best["band"]), best["combine"]
@@ -347,6 +354,25 @@ def cascade_choice(bank: Bank, first: dict[str, Any], second: dict[str, Any]) ->
             "seconds": 0.0,
         },
     }
+
+
+SPEED_BAR = 1000.0
+"""Issue 12's bar: ``vgate scan`` end to end, rules + model, jsonl report, prompts/s."""
+SHIPPED_SECOND = "minilm L3 frozen + logreg C16"
+"""The shipped transformer part's shape (the speed benchmarks/model_speed.py measures)."""
+
+
+def speed_bar_escalation(speed_json: Path, bar: float = SPEED_BAR) -> float:
+    """The largest share of prompts the default cascade may send to its transformer part while
+    ``vgate scan`` keeps ``bar`` prompts/s, from a ``benchmarks/model_speed.py`` run: a prompt
+    costs ``base + share * t`` seconds end to end, ``t`` being the transformer part's per-prompt
+    time alone (one call of 1,024) and ``base`` what the measured scan leaves after its own
+    escalated share."""
+    speed = json.loads(speed_json.read_text())
+    scan = speed["vgate_scan_jsonl"][DEFAULT_MODEL]
+    t = 1.0 / speed["model_alone"]["builtin:prompt-v2-minilm"]["prompts_per_s_calls_of_1024"]
+    base = 1.0 / scan["steady_prompts_per_s"] - scan["escalated_share"] * t
+    return max(0.0, (1.0 / bar - base) / t)
 
 
 V1_SOURCES = ("i2p", "nibbler", "ringabell", "vbench", "coco-captions", "erasing-art")
@@ -392,6 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="processes for the LOSO folds")
     p.add_argument("--no-shipped", action="store_true", help="skip the v1 default as shipped")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "vgate-train")
+    p.add_argument(
+        "--speed",
+        type=Path,
+        default=RESULTS / "model_speed.json",
+        help="a benchmarks/model_speed.py result: the speed bar's escalation limit comes from it",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "model_candidates.json")
     args = p.parse_args(argv)
 
@@ -504,6 +536,19 @@ def main(argv: list[str] | None = None) -> int:
                 res["cascade"] = {k: v for k, v in casc.items() if k != "result"} | {"name": name}
             print_candidate(name, casc["result"])
             print(f"  chosen on LOSO: {casc['chosen']}; dev escalated {casc['dev_escalated']:.3f}")
+        shipped_static = f"static v2 ({static_v.name})"
+        if shipped_static in full and SHIPPED_SECOND in full and args.speed.exists():
+            # the shipped shape's band: the best pooled LOSO F1 among the bands that meet the speed
+            # bar, with the LOSO rows (families the fold never saw) as the escalation measure
+            cap = speed_bar_escalation(args.speed)
+            casc = cascade_choice(bank, full[shipped_static], full[SHIPPED_SECOND], cap)
+            res["cascade_within_speed_bar"] = {k: v for k, v in casc.items() if k != "result"} | {
+                "max_loso_escalated": cap,
+                "speed_bar_prompts_per_s": SPEED_BAR,
+                "speed_from": str(args.speed),
+                "result": casc["result"],
+            }
+            print(f"  within the speed bar (LOSO escalation <= {cap:.3f}): {casc['chosen']}")
     res["load_average_after"] = os.getloadavg()
     res["seconds"] = round(time.time() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
