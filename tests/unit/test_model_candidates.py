@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("torch")  # the benchmark imports the training modules
 pytest.importorskip("sklearn")
 
-from benchmarks import model_candidates as mc  # noqa: E402
-from vgate.resources import DEFAULT_MODEL  # noqa: E402
+from benchmarks import model_candidates as mc
+from vgate.resources import DEFAULT_MODEL
 
 
 def speed_file(tmp_path: Path, steady: float, share: float, transformer: float) -> Path:
