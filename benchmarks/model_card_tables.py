@@ -52,16 +52,31 @@ def family_table(cands: dict[str, Any], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def with_shipped_band(res: dict[str, Any]) -> dict[str, Any]:
+    """The candidates, plus the shipped shape at the band chosen within the speed bar."""
+    cands = dict(res["candidates"])
+    if within := res.get("cascade_within_speed_bar"):
+        low, high = within["chosen"]["band"]
+        rule = f"{within['chosen']['combine']} in ({low:g}, {high:g})"
+        name = f"**default as shipped**: cascade static v2 -> minilm L3 frozen, {rule}"
+        cands[name] = within["result"]
+    return cands
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=RESULTS / "model_candidates.json")
-    p.add_argument("--families", nargs="*", help="candidates for the per-family table")
+    p.add_argument(
+        "--families", nargs="*", help="candidates for the per-family table (exact names or parts)"
+    )
     args = p.parse_args(argv)
-    cands = json.loads(args.results.read_text())["candidates"]
+    res = json.loads(args.results.read_text())
+    cands = with_shipped_band(res)
     print(summary_table(cands))
     names = args.families or list(cands)[:3]
     print()
-    print(family_table(cands, [n for n in cands if any(s in n for s in names)]))
+    exact = [n for n in names if n in cands]  # exact names, else every name containing one
+    print(family_table(cands, exact or [n for n in cands if any(s in n for s in names)]))
     return 0
 
 
