@@ -4,7 +4,9 @@ The load average counts the benchmark's own threads and child processes, so a be
 keeps two cores busy looks "loaded" afterwards on an idle 2-core machine. ``OtherLoad`` instead
 takes the CPU time every process spent (``/proc/stat``) minus this process's and its waited-for
 children's CPU time (``os.times``), over the wall time of the block: the cores that *other*
-processes used meanwhile. ``vgate_command`` starts the vgate of this interpreter's install.
+processes used meanwhile. ``reference_gflops`` times a fixed numpy workload, so runs on the
+same machine at different times can be compared (its speed drifts even when idle).
+``vgate_command`` starts the vgate of this interpreter's install.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ def vgate_command() -> list[str]:
     beside = Path(sys.executable).parent / "vgate"
     exe = str(beside) if beside.is_file() else shutil.which("vgate")
     return [exe] if exe else [sys.executable, "-m", "vgate.cli"]
+
+
+def reference_gflops(size: int = 512, repeats: int = 40) -> float:
+    """Best-of-5 float32 matrix-multiply rate (GFLOP/s) of ``repeats`` ``size``-square products:
+    a fixed workload whose rate says how fast the machine was when a benchmark ran."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
 
 
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core: the figures say so

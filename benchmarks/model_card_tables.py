@@ -58,7 +58,7 @@ def with_shipped_band(res: dict[str, Any]) -> dict[str, Any]:
     if within := res.get("cascade_within_speed_bar"):
         low, high = within["chosen"]["band"]
         rule = f"{within['chosen']['combine']} in ({low:g}, {high:g})"
-        name = f"**default as shipped**: cascade static v2 -> minilm L3 frozen, {rule}"
+        name = f"**default as shipped**: {within['name']}, {rule}"
         cands[name] = within["result"]
     return cands
 

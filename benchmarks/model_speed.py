@@ -15,7 +15,9 @@ previous default as the baseline in the same run:
 - the first verdict from process start: ``vgate scan --text`` (median of ``--startup-runs``) for
   a prompt the cascade's first model decides alone and for one it escalates.
 
-The load average before and after is recorded; a figure taken on a busy machine says so.
+The load average before and after is recorded; a figure taken on a busy machine says so. A fixed
+matrix-multiply workload is timed before and after (``reference_matmul_gflops``): this machine's
+speed drifts by a third between idle runs, and that figure shows which runs to compare.
 Writes benchmarks/results/model_speed.json.
 """
 
@@ -38,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
-from machine import OtherLoad, vgate_command
+from machine import OtherLoad, reference_gflops, vgate_command
 
 import vgate.detectors.prompt_model as prompt_model
 from vgate.detectors.prompt_model import PromptModelDetector, cascade_escalates
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = unseen_prompts(args.data)
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.permutation(len(texts))[: args.n]]
+    before_gflops = reference_gflops()
     load = OtherLoad().start()
     res: dict[str, Any] = {
         "prompts": f"near-duplicate-free dev split of {args.data.name} (unseen by the v2 models)",
@@ -213,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     res["first_verdict"] = startup
     load.stop()
     res |= load.record()
+    res["reference_matmul_gflops"] = [round(before_gflops, 1), round(reference_gflops(), 1)]
     print(f"other processes used {load.other_cores} cores meanwhile; {res.get('note', 'idle')}")
     save(res, args.out)
     print(f"wrote {args.out}")

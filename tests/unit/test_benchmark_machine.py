@@ -42,3 +42,23 @@ def test_without_proc_stat_the_load_average_decides(monkeypatch: pytest.MonkeyPa
     with machine.OtherLoad() as load:
         pass
     assert load.other_cores is None and load.busy
+
+
+def test_reference_workload_rate_follows_its_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a fake clock: every timed block takes 0.5 s, so the rate is the workload's FLOPs / 0.5 s
+    ticks = iter(range(100))
+    monkeypatch.setattr(machine.time, "perf_counter", lambda: next(ticks) * 0.5)
+    assert machine.reference_gflops(size=64, repeats=10) == pytest.approx(2 * 64**3 * 10 / 0.5e9)
+
+
+def test_vgate_command_prefers_the_script_beside_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    (tmp_path / "vgate").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(machine.sys, "executable", str(tmp_path / "python3"))
+    monkeypatch.setattr(machine.shutil, "which", lambda _: "/shims/vgate")
+    assert machine.vgate_command() == [str(tmp_path / "vgate")]
+    (tmp_path / "vgate").unlink()
+    assert machine.vgate_command() == ["/shims/vgate"]
+    monkeypatch.setattr(machine.shutil, "which", lambda _: None)
+    assert machine.vgate_command() == [str(tmp_path / "python3"), "-m", "vgate.cli"]
