@@ -89,17 +89,7 @@ def scan_seconds(texts: list[str], tmp: Path, model: str) -> float:
     """Wall time of ``vgate scan FILE --format jsonl -o OUT`` over ``texts`` (one per line)."""
     src, out = tmp / f"prompts-{len(texts)}.txt", tmp / "out.jsonl"
     src.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    cmd = [
-        *vgate_command(),
-        "scan",
-        str(src),
-        "--format",
-        "jsonl",
-        "-o",
-        str(out),
-        "--model",
-        model,
-    ]
+    cmd = [*vgate_command(), "scan", str(src), "-f", "jsonl", "-o", str(out), "--model", model]
     start = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     seconds = time.perf_counter() - start

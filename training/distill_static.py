@@ -30,7 +30,7 @@ def lower_token_states(settings: finetune_top.Settings, ids: np.ndarray) -> torc
     with torch.inference_mode():
         for start in range(0, len(ids), 512):
             tok = torch.from_numpy(np.asarray(ids[start : start + 512], np.int64))
-            inp = torch.stack([torch.full_like(tok, cls_id), tok, torch.full_like(tok, sep_id)], 1)
+            inp = tsm.alone_in_context(tok, cls_id, sep_id)
             out[start : start + len(tok)] = encoder(input_ids=inp).last_hidden_state.half()
     return out
 

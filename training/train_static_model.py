@@ -76,13 +76,20 @@ def token_table(
     with torch.inference_mode():
         for start in range(0, vocab_size, batch):
             ids = torch.arange(start, min(start + batch, vocab_size))
-            inp = torch.stack([torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], 1)
+            inp = alone_in_context(ids, cls_id, sep_id)
             hidden = encoder(input_ids=inp, output_hidden_states=True).hidden_states
             for k in layers:
                 out[k][start : start + len(ids)] = hidden[k].mean(1).numpy()
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{f"L{k}": v for k, v in out.items()})
     return out
+
+
+def alone_in_context(ids: Any, cls_id: int, sep_id: int) -> Any:
+    """``[n, 3]`` torch input ids: each token alone, as ``[CLS] token [SEP]``."""
+    import torch
+
+    return torch.stack([torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], 1)
 
 
 def _teacher(layers: int = 6) -> tuple[Any, int, int, int]:

@@ -40,8 +40,7 @@ def offline():
 def frozen_rows(ids: np.ndarray) -> np.ndarray:
     """The frozen 3-layer encoder's static rows, computed the way tsm.token_table does."""
     encoder, _, cls_id, sep_id = tsm._teacher(SETTINGS.layers)
-    tok = torch.from_numpy(ids)
-    inp = torch.stack([torch.full_like(tok, cls_id), tok, torch.full_like(tok, sep_id)], 1)
+    inp = tsm.alone_in_context(torch.from_numpy(ids), cls_id, sep_id)
     with torch.inference_mode():
         return encoder(input_ids=inp).last_hidden_state.mean(1).numpy()
 
